@@ -34,6 +34,7 @@ stack: provision
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 unit: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

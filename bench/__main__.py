@@ -5,7 +5,7 @@
 
 1. overhead  the default full-site drill against the runbook done by hand (REST, openssl, psql)
 2. restore   restore throughput from MinIO against a raw copy of the same bytes; recovery throttle
-3. crypto    drdrill.crypto against ``openssl enc`` on a 1 GiB file: throughput and peak RSS
+3. crypto    drdrill.adapters.crypto against ``openssl enc`` on a 1 GiB file: throughput and peak RSS
 4. scale     drill cost with 1…1000 tenants and 10^4…10^7 documents, with a least-squares model
 5. forecast  RTO of a 10× larger dataset predicted from a sample, then measured
 

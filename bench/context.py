@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Budget, progress, stopwatch
+from drdrill.adapters.platform import Platform
 from drdrill.config import load_paths, stack_settings_from_env
-from drdrill.drill.target import SITE_SERVICES, LocalDrillTarget
-from drdrill.platform import Platform
 from drdrill.stack.local import LocalStack
+from drdrill.targets.base import SITE_SERVICES
+from drdrill.targets.local import LocalDrillTarget
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Throughput and peak memory of drdrill.crypto against ``openssl enc``, run for run.
+"""Throughput and peak memory of drdrill.adapters.crypto against ``openssl enc``, run for run.
 
     python bench/crypto_bench.py [--size-mb 1024] [--runs 3] [--json out.json] [--dir DIR]
     (or as part of ``python -m bench --only crypto``)
@@ -50,7 +50,7 @@ OPS = ("encrypt", "decrypt")
 # before the call: interpreter + imports, so the operation's own memory is the peak minus that.
 _CHILD = """
 import sys, time
-from drdrill.crypto import decrypt_file, encrypt_file, read_password
+from drdrill.adapters.crypto import decrypt_file, encrypt_file, read_password
 op, src, dst, var = sys.argv[1:5]
 password = read_password(var, None)
 hwm = next((line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")), "0")

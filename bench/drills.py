@@ -9,11 +9,11 @@ from typing import Any
 
 from bench.common import progress, stopwatch
 from bench.context import Bench
-from drdrill import layout
+from drdrill.backups.seed import DataSpec
+from drdrill.core import layout
+from drdrill.core.layout import Tenant
 from drdrill.drill.session import Drill, DrillOutcome, DrillSettings
 from drdrill.errors import DrdrillError
-from drdrill.layout import Tenant
-from drdrill.seed import DataSpec
 
 # Elasticsearch's default cluster.max_shards_per_node is 1000; a drill puts two shards per
 # tenant (its data index and its canary index) and more with more indices.

@@ -14,7 +14,7 @@ from typing import Any
 from bench.common import MIB, median, progress, ratio, table
 from bench.context import Bench
 from bench.drills import DrillResult, DrillShape, drill_for, run_drill
-from drdrill import layout
+from drdrill.core import layout
 from drdrill.core.objectives import forecast_rto
 from drdrill.drill.session import Drill
 
@@ -75,7 +75,7 @@ def _row(result: DrillResult, forecast: dict[str, Any], *, reused: bool) -> dict
            "phases": result.phases, "problems": result.problems}
     if ok:
         row["fixed_s"] = result.rto_s - result.restore_s  # type: ignore[operator]
-        row["relative_error"] = (forecast["predicted_rto_s"] - result.rto_s) / result.rto_s  # type: ignore[operator]
+        row["relative_error"] = (forecast["predicted_rto_s"] - result.rto_s) / result.rto_s
     return row
 
 

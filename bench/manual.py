@@ -34,14 +34,13 @@ from typing import Any
 from bench.common import progress, stopwatch, utc_now
 from bench.context import Bench
 from bench.drills import DrillShape, make_tenants
-from drdrill import repo_sync
-from drdrill.backup import backup_set
-from drdrill.drill.target import SITE_SERVICES
+from drdrill.adapters.platform import Platform
+from drdrill.backups import repo_sync
+from drdrill.backups.seed import DataSpec, seed_tenant
+from drdrill.backups.take import backup_set
+from drdrill.core.layout import Tenant
 from drdrill.errors import DrdrillError
-from drdrill.layout import Tenant
-from drdrill.platform import Platform
-from drdrill.seed import DataSpec, seed_tenant
-from drdrill.targets.base import Endpoints
+from drdrill.targets.base import SITE_SERVICES, Endpoints
 
 PASSWORD_ENV = "DRDRILL_BENCH_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 TIMEOUT_S = 1800
@@ -162,7 +161,7 @@ def _setup(bench: Bench, tenants: list[Tenant], shape: DrillShape, password: str
     steps.add("prepare", "seed", took())
     with stopwatch() as took:
         backup_set(platform, tenants, utc_now(), password.encode(), progress=lambda _m: None)
-    steps.add("backup", "nightly backup (drdrill.backup.backup_set)", took())
+    steps.add("backup", "nightly backup (drdrill.backups.take.backup_set)", took())
     platform.close()
     return expected
 

@@ -5,14 +5,14 @@ phase by phase."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import median, progress, ratio, table
 from bench.context import Bench
 from bench.drills import DrillResult, DrillShape, run_drill
 from bench.manual import ManualResult, run_manual
-from drdrill.drill.session import DEFAULT_TENANTS
-from drdrill.seed import DataSpec
+from drdrill.config import DEFAULT_TENANTS, DataSpec
 
 # The default full-site drill: features/full_site_recovery.feature and DrillSettings' defaults.
 DEFAULT_SHAPE = DrillShape(len(DEFAULT_TENANTS), DataSpec().indices_per_tenant, DataSpec().docs_per_index)
@@ -55,7 +55,8 @@ def measure(bench: Bench) -> dict[str, Any]:
     shape = SMOKE_SHAPE if bench.options.smoke else DEFAULT_SHAPE
     arms: dict[str, list[Any]] = {"drdrill": [], "manual": []}
     skipped: list[dict[str, Any]] = []
-    runners = {"drdrill": run_drill, "manual": run_manual}
+    runners: dict[str, Callable[[Bench, DrillShape, str], DrillResult | ManualResult]] = {
+        "drdrill": run_drill, "manual": run_manual}
     warmup = None
     if not bench.options.smoke:
         # The first drill after the stack starts is slower (cold caches, a JVM that has not run
@@ -91,7 +92,7 @@ def _stats(runs: list[Any]) -> dict[str, Any]:
 def summarise(shape: DrillShape, arms: dict[str, list[Any]], skipped: list[dict[str, Any]]) -> dict[str, Any]:
     ok = {arm: [r for r in runs if r.ok and r.rto_s is not None] for arm, runs in arms.items()}
     med = {arm: _stats(runs) for arm, runs in ok.items()}
-    phases = []
+    phases: list[dict[str, Any]] = []
     for name in PHASES:
         d = median([_phases(r).get(name, 0.0) for r in ok["drdrill"]])
         m = median([_phases(r).get(name, 0.0) for r in ok["manual"]])

@@ -20,10 +20,10 @@ from elasticsearch.helpers import streaming_bulk
 
 from bench.common import MIB, median, mib_per_s, progress, ratio, stopwatch, table, utc_now
 from bench.context import Bench
-from drdrill.backup import backup_snapshot
-from drdrill.drill.restore import restore_tenant
-from drdrill.layout import Tenant
-from drdrill.platform import Platform
+from drdrill.adapters.platform import Platform
+from drdrill.backups.take import backup_snapshot
+from drdrill.core.layout import Tenant, TenantIndices
+from drdrill.drill.restore import restore_copies, restore_tenant
 
 THROTTLE = "indices.recovery.max_bytes_per_sec"
 RAISED = "100gb"  # far above any disk or loopback on this class of machine: effectively no throttle
@@ -80,6 +80,9 @@ def seed_bytes(platform: Platform, tenant: Tenant, target_bytes: int) -> dict[st
                         raise RuntimeError(f"bulk indexing failed: {info}")
             docs += batch // INDICES
             platform.cluster.client.indices.flush(index=",".join(names))
+    # The platform's map of tenant → index: what the backup selects the tenant's indices by.
+    platform.db.ensure_schema()
+    platform.db.replace_tenant_rows(tenant.org_id, tenant.namespace, dict.fromkeys(names, docs), tenant.index_prefix)
     return {"docs": docs * INDICES, "store_bytes": _store_bytes(platform, f"{tenant.index_prefix}*"),
             "seconds": took()}
 
@@ -101,7 +104,8 @@ def raw_copy(platform: Platform, prefix: str, into: Path) -> tuple[int, float]:
 def restore_once(platform: Platform, tenant: Tenant, run_id: str) -> dict[str, Any]:
     """drdrill's restore of the tenant from MinIO (fetch + Elasticsearch), then clean up."""
     with stopwatch() as took:
-        done = restore_tenant(platform, tenant, run_id, timeout_s=1800)
+        done = restore_tenant(platform, tenant, run_id, TenantIndices(platform.db.containers_index_names()),
+                              timeout_s=1800)
     total = took()
     es_bytes = sum(s.bytes_recovered for s in done.shards)
     row = {"fetch_bytes": done.fetched_bytes, "fetch_s": done.fetch_seconds, "es_bytes": es_bytes,
@@ -112,7 +116,7 @@ def restore_once(platform: Platform, tenant: Tenant, run_id: str) -> dict[str, A
     platform.cluster.delete_indices(f"{tenant.index_prefix}*")
     platform.cluster.delete_repository(done.repository)
     assert platform.repo_root is not None
-    shutil.rmtree(platform.repo_root / f"restore-{run_id}", ignore_errors=True)
+    shutil.rmtree(restore_copies(platform.repo_root, run_id), ignore_errors=True)
     return row
 
 
@@ -130,7 +134,8 @@ def measure(bench: Bench) -> dict[str, Any]:
     progress(f"restore: seeding {target_bytes // MIB} MiB into {tenant}")
     seeded = seed_bytes(platform, tenant, target_bytes)
     progress(f"restore: seeded {seeded['store_bytes'] / MIB:.0f} MiB in {seeded['seconds']:.1f}s; snapshot + upload")
-    snap = backup_snapshot(platform, tenant, utc_now(), timeout_s=1800)
+    snap = backup_snapshot(platform, tenant, utc_now(), TenantIndices(platform.db.containers_index_names()),
+                           timeout_s=1800)
     platform.cluster.delete_indices(f"{tenant.index_prefix}*")
     throttle_text, throttle_bps, throttle_source = recovery_throttle(platform)
     runs: dict[str, list[dict[str, Any]]] = {"restore": [], "raw_copy": []}

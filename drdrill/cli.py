@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from drdrill.errors import EXIT_HARNESS, DrdrillError, UsageError
 
@@ -20,18 +22,32 @@ log = logging.getLogger("drdrill")
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 with usage on bad input; we want our one-line error format."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
+        missing = re.fullmatch(r"argument (--[a-z-]+)(?:/[^:]*)?: expected one argument", message)
+        if missing:
+            option = missing.group(1)
+            example = _EXAMPLES.get(option, "VALUE")
+            raise UsageError(f"{self.prog}: {option} needs a value, e.g. {option} {example}",
+                             hint="a value starting with '-' is read as another option"
+                             + ("; durations cannot be negative" if option in ("--rto", "--rpo") else ""))
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
 
+_EXAMPLES = {"--rto": "30m", "--rpo": "24h", "--stack": "default", "--name": "default", "--config": "drdrill.toml",
+             "--report-dir": "reports/quarterly", "--target": "local"}
+
+
 def _stack_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", default="default", help="stack name (one work directory per stack)")
-    parser.add_argument("--workdir", help="work directory (default: under drdrill's state directory)")
+    parser.add_argument("--name", default="default", help="stack name (its work directory is under drdrill's "
+                        "state directory)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="drdrill", description="Disaster-recovery drills on real Elasticsearch, MinIO "
                      "and PostgreSQL.")
+    from drdrill import __version__
+
+    parser.add_argument("--version", action="version", version=f"drdrill {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -65,26 +81,26 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Client libraries log every request at INFO; that is noise for a drill's progress.
-    for noisy in ("elastic_transport", "botocore", "boto3", "urllib3", "s3transfer", "psycopg"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "psycopg"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Its node pool warns of every refused connection: what readiness waits poll through.
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
 def _local_stack(args: argparse.Namespace):
-    from pathlib import Path
-
-    from drdrill.config import load_paths, stack_settings_from_env
+    from drdrill.config import check_stack_name, load_paths, stack_settings_from_env
     from drdrill.stack.local import LocalStack
 
+    check_stack_name(args.name, "--name")
     settings = stack_settings_from_env(
         es_version=getattr(args, "es_version", None), es_heap_mb=getattr(args, "es_heap_mb", None)
     )
-    return LocalStack(load_paths(), settings, stack_name=args.name,
-                      workdir=Path(args.workdir) if args.workdir else None)
+    return LocalStack(load_paths(), settings, stack_name=args.name)
 
 
-def _print_status(status: dict[str, object]) -> None:
+def _print_status(status: dict[str, Any]) -> None:
     print(f"stack {status['stack']}: {'up' if status['up'] else 'down'}  ({status['workdir']})")
-    for row in status.get("services", []):  # type: ignore[union-attr]
+    for row in status.get("services", []):
         mark = "ok " if row["healthy"] else "BAD"
         print(f"  {mark} {row['service']:<14} pid {row['pid']:<8} port {row['port']!s:<6} {row['detail']}")
 

@@ -6,9 +6,10 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     prov = sub.add_parser("provision", help="fetch and build the local target's services (once per machine)")
     prov.add_argument("--es-version", action="append", dest="es_versions",
                       help="Elasticsearch version(s) to fetch (default: the pinned 9.x and 8.19.x)")
@@ -44,8 +45,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     what.add_argument("--metadata-only", action="store_true", help="metadata dumps only")
     _password_args(backup, required=False)
     backup.add_argument("--md", choices=("sha256", "md5"), default="sha256")
-    backup.add_argument("--pbkdf2", action="store_true", help="PBKDF2 key derivation (stronger; not the runbook's)")
-    backup.add_argument("--iter", type=int, default=None)
+    backup.add_argument("--pbkdf2", action="store_true", help="PBKDF2 key derivation with 600000 iterations "
+                        "(stronger; not the runbook's)")
+    backup.add_argument("--iter", type=int, default=None, help="PBKDF2 iterations (implies --pbkdf2)")
     backup.add_argument("--json", action="store_true")
     backup.set_defaults(handler=cmd_backup)
 
@@ -63,8 +65,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     _add_run_commands(sub)
 
+    target = sub.add_parser("target", help="the live target: check its endpoints and what drdrill may do there")
+    target_sub = target.add_subparsers(dest="target_command", required=True)
+    check = target_sub.add_parser("check", help="connect to every endpoint of [target]; print versions and "
+                                  "capabilities (exit 0), or name the endpoint that fails (exit 2)")
+    check.add_argument("--config", help="settings file with a [target] table (default: drdrill.toml)")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=cmd_target_check)
 
-def _add_run_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run drill scenarios against a target and write the report")
     run.add_argument("features", nargs="*", metavar="FEATURE_PATH", help="feature files or directories "
                      "(default: the project's features/, without the fault catalogue in features/faults/)")
@@ -128,18 +138,18 @@ def _password_args(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def open_platform(args: argparse.Namespace):
-    from drdrill.config import load_paths, stack_settings_from_env
-    from drdrill.platform import Platform
+    from drdrill.adapters.platform import Platform
+    from drdrill.config import check_stack_name, load_paths, stack_settings_from_env
     from drdrill.provision.postgres import find_pg_bindir
     from drdrill.stack.local import LocalStack
 
-    stack = LocalStack(load_paths(), stack_settings_from_env(), stack_name=args.stack)
+    stack = LocalStack(load_paths(), stack_settings_from_env(), stack_name=check_stack_name(args.stack, "--stack"))
     return Platform.from_endpoints(stack.endpoints(), pg_bindir=find_pg_bindir())
 
 
 def _check_layout(platform) -> None:
     """Refuse to read or prune a bucket that is not laid out as the platform's."""
-    from drdrill import layout
+    from drdrill.core import layout
     from drdrill.errors import UsageError
 
     problems = layout.validate_bucket_layout(o.key for o in platform.store.list(""))
@@ -149,13 +159,13 @@ def _check_layout(platform) -> None:
 
 
 def _tenants(values: list[str] | None):
-    from drdrill.layout import Tenant
+    from drdrill.core.layout import Tenant
 
     return [Tenant.parse(v) for v in values] if values else None
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from drdrill.seed import DataSpec, seed_tenant
+    from drdrill.backups.seed import DataSpec, seed_tenant
 
     spec = DataSpec(indices_per_tenant=args.indices, docs_per_index=args.docs)
     tenants = _tenants(args.tenants) or []  # validated before anything is touched
@@ -170,10 +180,10 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from drdrill import crypto
-    from drdrill.backup import backup_set
+    from drdrill.adapters import crypto
+    from drdrill.backups.take import backup_set
+    from drdrill.core.layout import TenantIndices
     from drdrill.errors import UsageError
-    from drdrill.layout import Tenant
 
     password = None
     if not args.es_only:
@@ -181,10 +191,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
             raise UsageError("metadata backups are encrypted: give --password-env VAR or --password-file FILE",
                              hint="or use --es-only")
         password = crypto.read_password(args.password_env, args.password_file)
-    kdf = crypto.KdfSpec.from_options(md=args.md, pbkdf2=args.pbkdf2, iterations=args.iter)
+    iterations = args.iter if args.iter is not None or not args.pbkdf2 else crypto.RECOMMENDED_PBKDF2_ITERATIONS
+    kdf = crypto.KdfSpec.from_options(md=args.md, pbkdf2=args.pbkdf2, iterations=iterations)
     tenants = _tenants(args.tenants)
     platform = open_platform(args)
-    known = sorted({Tenant(org, ns) for org, ns in platform.db.row_counts()})
+    # The platform's own tenant → index map; an index claimed twice is refused here, before
+    # anything is written.
+    known = TenantIndices(platform.db.containers_index_names()).tenants
     if tenants is None:
         tenants = known
         if not tenants:
@@ -211,13 +224,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_backups_list(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from drdrill import catalog, layout
-    from drdrill.retention import format_age
+    from drdrill.backups import catalog
+    from drdrill.core import layout
+    from drdrill.core.retention import format_age
 
     platform = open_platform(args)
     _check_layout(platform)
     now = datetime.now(UTC)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for tenant in catalog.discover_tenants(platform.store):
         for snap in catalog.tenant_snapshots(platform.store, tenant):
             # Dated as retention dates it: drdrill's names carry the backup slot's time.
@@ -229,7 +243,7 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
     for entry in catalog.metadata_entries(platform.store):
         rows.append({"kind": "metadata", "scope": entry.scope, "name": entry.key,
                      "taken_at": entry.taken_at.isoformat(),
-                     "age": format_age(now - entry.taken_at), "complete": entry.has_checksum,
+                     "age": format_age(now - entry.taken_at), "complete": entry.complete,
                      "state": "checksum recorded" if entry.has_checksum else "no checksum record",
                      "size": entry.size})
     if args.json:
@@ -246,18 +260,15 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
 def cmd_backups_prune(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from drdrill import catalog
+    from drdrill.backups.prune import apply_retention, plan_prune
     from drdrill.errors import UsageError
-    from drdrill.housekeeping import apply_retention
-    from drdrill.retention import plan_retention
 
     if args.keep_days < 1:
         raise UsageError(f"--keep-days must be at least 1, got {args.keep_days}",
                          hint="retention never deletes the newest complete backup, but keeps at least a day")
     platform = open_platform(args)
     _check_layout(platform)
-    points = catalog.recovery_points(platform.store, catalog.discover_tenants(platform.store))
-    plan = plan_retention(points, datetime.now(UTC), args.keep_days)
+    plan = plan_prune(platform, datetime.now(UTC), args.keep_days)
     for line in plan.describe():
         print(line)
     if args.dry_run:
@@ -278,10 +289,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
     base = stack_settings_from_env()
     versions = args.es_versions or [DEFAULT_ES_VERSION, DEFAULT_ES8_VERSION]
     started = time.monotonic()
-    report: dict[str, object] = {"cache_dir": str(paths.cache_dir), "elasticsearch": {}}
+    report: dict[str, Any] = {"cache_dir": str(paths.cache_dir), "elasticsearch": {}}
     for version in versions:
         prov = LocalStack(paths, replace(base, es_version=version)).provision()
-        report["elasticsearch"][version] = {  # type: ignore[index]
+        report["elasticsearch"][version] = {
             "home": str(prov.es_home), "java": f"{prov.java.major} ({prov.java.source}) {prov.java.home}"}
         report.update(minio=str(prov.minio_binary), postgres=str(prov.pg_bindir),
                       service_user=prov.user.name if prov.user else None)
@@ -290,7 +301,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"provisioned in {report['seconds']}s under {paths.cache_dir}")
-        for version, info in report["elasticsearch"].items():  # type: ignore[union-attr]
+        for version, info in report["elasticsearch"].items():
             print(f"  elasticsearch {version}: {info['home']} (java {info['java']})")
         print(f"  minio:    {report['minio']}")
         print(f"  postgres: {report['postgres']}")
@@ -298,7 +309,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_crypt(args: argparse.Namespace) -> int:
-    from drdrill import crypto
+    from drdrill.adapters import crypto
     from drdrill.errors import UsageError
 
     # As with openssl, --iter implies PBKDF2.
@@ -309,4 +320,29 @@ def cmd_crypt(args: argparse.Namespace) -> int:
         raise UsageError("--in and --out are the same file", hint="write to a new file")
     action = crypto.encrypt_file if args.direction == "encrypt" else crypto.decrypt_file
     action(src, dst, password, kdf)
+    return 0
+
+
+def cmd_target_check(args: argparse.Namespace) -> int:
+    from drdrill.config import load_settings
+    from drdrill.errors import UsageError
+    from drdrill.provision.postgres import find_pg_bindir
+    from drdrill.targets.live import LiveTarget, check_target
+
+    path = Path(args.config) if args.config else Path("drdrill.toml")
+    settings = load_settings(path)
+    if settings.target is None:
+        raise UsageError(f"{path} has no [target] table", hint="see README, \"Drill your staging environment\"")
+    target = LiveTarget(settings.target, drill_id="check", pg_bindir=find_pg_bindir())
+    target.secrets  # noqa: B018 - read every secret first: a missing one is a usage error naming its key
+    answers = check_target(target)
+    if args.json:
+        print(json.dumps([vars(a) for a in answers], indent=2))
+    else:
+        for a in answers:
+            print(f"{'ok ' if a.ok else 'BAD'} {a.endpoint:<48} {a.check:<32} {a.detail}")
+    failed = next((a for a in answers if not a.ok), None)
+    if failed is not None:
+        raise UsageError(f"{failed.endpoint}: {failed.check}: {failed.detail}",
+                         hint="fix the [target] table, the credentials or the role's privileges")
     return 0

@@ -81,6 +81,14 @@ class StackError(HarnessError):
     """The local stack could not be started, inspected or stopped."""
 
 
+class WaitTimedOut(HarnessError):
+    """A bounded wait ran out; carries what was awaited and the last observed state."""
+
+    def __init__(self, what: str, waited_s: float, last_state: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{what}: not ready after {waited_s:.0f}s; last state: {last_state}", hint=hint)
+        self.what, self.waited_s, self.last_state = what, waited_s, last_state
+
+
 class ServiceNotReady(StackError):
     """A readiness wait timed out; carries the last observed state and the log's tail."""
 

@@ -195,8 +195,13 @@ def render_junit(report: Report) -> bytes:
                 f"expected {i.docs_expected} documents, restored {i.docs_restored}",
             )
     for s in report.scenarios:
-        failed = next((st.error or st.text for st in s.steps if st.status in ("failed", "error")), "")
-        case("drdrill.scenario", s.name, s.status, failed or f"scenario {s.status}")
+        verdict = s.verdict or s.status
+        failed = next((st.error or st.text for st in s.steps if st.status in ("failed", "undefined")), "")
+        message = "; ".join(s.verdict_reasons) if verdict != "passed" else ""
+        case("drdrill.scenario", s.name, verdict, "\n".join(filter(None, [message, failed])) or f"scenario {verdict}")
+        for st in s.steps:
+            outcome = "error" if st.status == "undefined" else st.status
+            case(f"drdrill.step.{s.name}", st.text, outcome, st.error or "", st.duration_seconds)
     reasons = "\n".join(report.verdict_reasons) or f"verdict {report.verdict}"
     case("drdrill", "verdict", report.verdict, reasons if report.verdict != "passed" else "")
     for key, value in counts.items():
@@ -248,18 +253,18 @@ def _replace_all(directory: Path, files: dict[str, bytes]) -> dict[str, Path]:
     temps: dict[str, Path] = {}
     try:
         for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-            temps[name] = Path(tmp)
+            fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+            temps[name] = Path(tmp_name)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from auditors and CI
+            os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would hide the report from auditors and CI
         for name, tmp in temps.items():
             os.replace(tmp, directory / name)
     finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)  # only leftovers remain after a failure
+        for leftover in temps.values():
+            leftover.unlink(missing_ok=True)  # only leftovers remain after a failure
     return {name: directory / name for name in files}
 
 

@@ -1,3 +1,4 @@
+@destructive
 Feature: A drill with the team's own objectives
   Objectives tighter than the runbook's (30 minutes / 24 hours), set by the scenario. The
   command line's --rto/--rpo still win over them.

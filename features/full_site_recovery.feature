@@ -1,3 +1,4 @@
+@destructive
 Feature: Full-site recovery
   The runbook's full recovery procedure: the site (Elasticsearch and PostgreSQL, with their
   data) is lost; MinIO, which holds the backups, survives. Recovery follows the runbook's

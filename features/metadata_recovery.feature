@@ -1,3 +1,4 @@
+@destructive
 Feature: Metadata-only recovery
   The metadata database is lost while Elasticsearch keeps running (the runbook's "database
   restore" path, step 3 on its own).

@@ -1,3 +1,4 @@
+@destructive
 Feature: Recovery of one tenant
   One tenant's indices and metadata rows are destroyed (an operator error, a bad migration).
   Only that tenant is restored, from its own snapshot path and its organisation's dump; the

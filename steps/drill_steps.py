@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from drdrill.core.durations import format_duration, parse_duration
-from drdrill.core.objectives import Objectives
+from drdrill.config import DataSpec
+from drdrill.core.durations import parse_duration
+from drdrill.core.layout import Tenant
+from drdrill.core.objectives import ObjectiveCheck, Objectives
 from drdrill.errors import ConfigError, RecoveryFailure, VerificationFailed
-from drdrill.layout import Tenant
-from drdrill.seed import DataSpec
 
 # --- the platform before the disaster ----------------------------------------------------
 
@@ -150,23 +150,18 @@ def untouched(drill, tenant):
     drill.check_untouched(Tenant.parse(tenant))
 
 
+def _objective(name: str, value: float | None, target: float) -> None:
+    result = ObjectiveCheck(name, value, target)  # the same rule the verdict applies
+    if not result.met:
+        raise RecoveryFailure(result.reason)
+
+
 @then("the recovery time is within the objective")
 def rto_ok(drill):
-    outcome = drill.outcome()
-    target = drill.settings.objectives.rto_seconds
-    if outcome.rto_seconds is None:
-        raise RecoveryFailure("the recovery time was not measured (recovery never completed)")
-    if outcome.rto_seconds > target:
-        raise RecoveryFailure(f"RTO {format_duration(outcome.rto_seconds)} exceeds the objective "
-                              f"{format_duration(target)}")
+    _objective("RTO", drill.outcome().rto_seconds, drill.settings.objectives.rto_seconds)
 
 
 @then("the data loss is within the objective")
 def rpo_ok(drill):
-    outcome = drill.outcome()
-    target = drill.settings.objectives.rpo_seconds
-    if outcome.rpo is None or outcome.rpo.worst is None:
-        raise RecoveryFailure("the data loss (RPO) was not measured")
-    if outcome.rpo.worst > target:
-        raise RecoveryFailure(f"RPO {format_duration(outcome.rpo.worst)} exceeds the objective "
-                              f"{format_duration(target)}")
+    rpo = drill.outcome().rpo
+    _objective("RPO", rpo.worst if rpo else None, drill.settings.objectives.rpo_seconds)

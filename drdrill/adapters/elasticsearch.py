@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
+from drdrill.core.completeness import snapshot_is_complete
 from drdrill.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,12 @@ class SnapshotInfo:
     shards_total: int
     shards_failed: int
     failures: tuple[str, ...] = ()
+    # The user metadata the snapshot was taken with (drdrill tags its own).
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
-        """Only SUCCESS with zero failed shards is a usable recovery point."""
-        return self.state == "SUCCESS" and self.shards_failed == 0 and self.shards_total > 0
+        return snapshot_is_complete(self.state, self.shards_failed, self.shards_total)
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,10 @@ class IndexState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _ms_to_dt(value: object) -> datetime | None:
+def _ms_to_dt(value: Any) -> datetime | None:
     if value in (None, 0, "0"):
         return None
-    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)  # type: ignore[call-overload]
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
 def snapshot_from_api(repository: str, data: dict[str, Any]) -> SnapshotInfo:
@@ -68,22 +70,35 @@ def snapshot_from_api(repository: str, data: dict[str, Any]) -> SnapshotInfo:
         repository=repository, name=data["snapshot"], uuid=data.get("uuid", ""), state=data.get("state", "UNKNOWN"),
         started_at=_ms_to_dt(data.get("start_time_in_millis")), finished_at=_ms_to_dt(data.get("end_time_in_millis")),
         indices=tuple(sorted(data.get("indices", []))), shards_total=int(shards.get("total", 0)),
-        shards_failed=int(shards.get("failed", 0)), failures=failures,
+        shards_failed=int(shards.get("failed", 0)), failures=failures, metadata=dict(data.get("metadata") or {}),
     )
 
 
 class SearchCluster:
     """One Elasticsearch cluster. The constructor does no I/O."""
 
-    def __init__(self, url: str, *, request_timeout_s: float = 60) -> None:
+    def __init__(self, url: str, *, request_timeout_s: float = 60, api_key: str | None = None,
+                 basic_auth: tuple[str, str] | None = None, ca_file: str | None = None) -> None:
         self.url = url
         self._timeout = request_timeout_s
+        # Credentials stay in the client's arguments: never in a repr, a log line or a report.
+        self._auth: dict[str, Any] = {}
+        if api_key:
+            self._auth["api_key"] = api_key
+        if basic_auth:
+            self._auth["basic_auth"] = basic_auth
+        if ca_file:
+            self._auth["ca_certs"] = ca_file
         self._client: Elasticsearch | None = None
+
+    def __repr__(self) -> str:
+        return f"SearchCluster({self.url!r})"
 
     @property
     def client(self) -> Elasticsearch:
         if self._client is None:
-            self._client = Elasticsearch(self.url, request_timeout=self._timeout, max_retries=1, retry_on_timeout=False)
+            self._client = Elasticsearch(self.url, request_timeout=self._timeout, max_retries=1, retry_on_timeout=False,
+                                         **self._auth)
         return self._client
 
     def _call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -100,6 +115,17 @@ class SearchCluster:
     def version(self) -> str:
         nodes = self._call("nodes info", self.client.nodes.info, node_id="_local", filter_path="nodes.*.version")
         return next(iter(n["version"] for n in nodes.get("nodes", {}).values()), "unknown")
+
+    def probe(self, timeout_s: float = 3) -> tuple[bool, str]:
+        """Does the cluster answer, and how healthy is it (green/yellow is serving)?"""
+        try:
+            data = self.client.options(request_timeout=timeout_s, max_retries=0).cluster.health()
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            return False, f"not answering ({type(exc).__name__})"
+        except ApiError as exc:
+            return False, f"HTTP {exc.meta.status} {_reason(exc)}"
+        status = str(data.get("status"))
+        return status in ("green", "yellow"), f"cluster health {status}"
 
     def health(self, index: str | None = None) -> str:
         data = self._call("cluster health", self.client.cluster.health, index=index)
@@ -153,9 +179,11 @@ class SearchCluster:
 
     # --- indices -------------------------------------------------------------------------
 
-    def create_index(self, name: str, *, shards: int = 1, replicas: int = 0, mappings: dict | None = None) -> None:
+    def create_index(self, name: str, *, shards: int = 1, replicas: int = 0, mappings: dict | None = None,
+                     wait_for_active_shards: str | None = None) -> None:
         self._call(f"create index {name}", self.client.indices.create, index=name,
-                   settings={"number_of_shards": shards, "number_of_replicas": replicas}, mappings=mappings)
+                   settings={"number_of_shards": shards, "number_of_replicas": replicas}, mappings=mappings,
+                   wait_for_active_shards=wait_for_active_shards)
 
     def indices(self, pattern: str) -> dict[str, IndexState]:
         try:
@@ -165,8 +193,75 @@ class SearchCluster:
             return {}
         except (TransportConnectionError, ConnectionTimeout) as exc:
             raise ServiceError(f"Elasticsearch {self.url} unreachable while listing indices") from exc
+        listed = cast(list[dict[str, Any]], rows.body)  # format=json: one object per index
         return {r["index"]: IndexState(r["index"], r.get("health") or "unknown", int(r.get("docs.count") or 0))
-                for r in rows}
+                for r in listed}
+
+    def indices_named(self, names: list[str]) -> dict[str, IndexState]:
+        """The named indices that exist (a missing one is simply absent from the result)."""
+        wanted = set(names)
+        if not wanted:
+            return {}
+        return {name: state for name, state in self.indices("*").items() if name in wanted}
+
+    def index_uuids(self, names: list[str]) -> dict[str, str]:
+        """``index.uuid`` of each named index that exists: a re-created index gets a new one."""
+        present = sorted(self.indices_named(names))
+        if not present:
+            return {}
+        data = self._call("read index settings", self.client.indices.get_settings, index=",".join(present),
+                          name="index.uuid")
+        return {index: body["settings"]["index"]["uuid"] for index, body in data.items()}
+
+    def bulk_index(self, documents: Any, *, chunk_size: int = 5000) -> int:
+        """Index ``documents`` (bulk actions with ``_index``/``_id``/``_source``); returns how
+        many were acknowledged, or raises naming the first rejection."""
+        from elasticsearch.helpers import streaming_bulk
+
+        ok = 0
+        try:
+            for success, info in streaming_bulk(self.client, documents, chunk_size=chunk_size, max_retries=2,
+                                                raise_on_error=False):
+                if not success:
+                    raise ServiceError(f"bulk indexing failed: {info}")
+                ok += 1
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            raise ServiceError(f"Elasticsearch {self.url} unreachable during bulk indexing") from exc
+        return ok
+
+    def index_document(self, index: str, doc_id: str, document: dict[str, Any]) -> None:
+        self._call(f"index into {index}", self.client.index, index=index, id=doc_id, document=document)
+
+    def canary_state(self, index: str) -> tuple[int, int | None, datetime | None] | None:
+        """(documents, highest ``seq``, newest ``written_at``) of a canary index; None if the
+        index does not exist (after a recovery: nothing of it survived)."""
+        try:
+            self.client.indices.refresh(index=index)
+            result = self.client.search(index=index, size=0, aggs={
+                "max_seq": {"max": {"field": "seq"}}, "newest": {"max": {"field": "written_at"}}})
+        except NotFoundError:
+            return None
+        except (TransportConnectionError, ConnectionTimeout, ApiError) as exc:
+            raise ServiceError(f"cannot read canary index {index}: {type(exc).__name__}") from exc
+        aggs = result["aggregations"]
+        seq = aggs["max_seq"]["value"]
+        newest = aggs["newest"].get("value_as_string")
+        return (int(result["hits"]["total"]["value"]), int(seq) if seq is not None else None,
+                datetime.fromisoformat(newest) if newest else None)
+
+    def create_unassignable_index(self, name: str) -> None:
+        """An index whose primary can never be placed (it requires a node that does not exist)."""
+        self._call(f"create index {name}", self.client.indices.create, index=name, wait_for_active_shards="0",
+                   settings={"number_of_shards": 1, "number_of_replicas": 0,
+                             "index.routing.allocation.require._name": "no-such-node"})
+
+    def set_disk_watermarks(self, low: str, high: str, flood: str) -> None:
+        self._call("set disk watermarks", self.client.cluster.put_settings, persistent={
+            "cluster.routing.allocation.disk.threshold_enabled": True,
+            "cluster.routing.allocation.disk.watermark.low": low,
+            "cluster.routing.allocation.disk.watermark.high": high,
+            "cluster.routing.allocation.disk.watermark.flood_stage": flood,
+        })
 
     def count(self, index: str, query: dict | None = None) -> int:
         return int(self._call(f"count {index}", self.client.count, index=index, query=query)["count"])
@@ -195,18 +290,24 @@ class SearchCluster:
                    repository={"type": "s3", "settings": {"bucket": bucket, "base_path": base_path.rstrip("/"),
                                                            "readonly": readonly, "compress": True}})
 
+    def repositories(self) -> dict[str, dict[str, Any]]:
+        """Registered snapshot repositories: name → {type, settings}."""
+        return dict(self._call("list repositories", self.client.snapshot.get_repository))
+
     def delete_repository(self, name: str) -> None:
         try:
             self.client.snapshot.delete_repository(name=name)
         except NotFoundError:
             return
 
-    def create_snapshot(self, repository: str, name: str, indices: str, timeout_s: float) -> SnapshotInfo:
+    def create_snapshot(self, repository: str, name: str, indices: list[str], timeout_s: float, *,
+                        metadata: dict[str, Any] | None = None) -> SnapshotInfo:
+        """Snapshot exactly ``indices`` (names, never a pattern) and wait for the result."""
         result = self._call(
             f"snapshot {repository}/{name}",
             self.client.options(request_timeout=timeout_s).snapshot.create,
-            repository=repository, snapshot=name, indices=indices, include_global_state=False,
-            wait_for_completion=True,
+            repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
+            wait_for_completion=True, metadata=metadata,
         )
         return snapshot_from_api(repository, result["snapshot"])
 
@@ -225,15 +326,37 @@ class SearchCluster:
     def delete_snapshot(self, repository: str, name: str) -> None:
         self._call(f"delete snapshot {name}", self.client.snapshot.delete, repository=repository, snapshot=name)
 
-    def restore(self, repository: str, name: str, indices: list[str], timeout_s: float) -> dict[str, Any]:
-        """Restore and wait for completion; returns the shard summary Elasticsearch reports."""
+    def restore(self, repository: str, name: str, indices: list[str], timeout_s: float, *,
+                rename_prefix: str | None = None) -> dict[str, Any]:
+        """Restore and wait for completion; returns the shard summary Elasticsearch reports.
+
+        ``rename_prefix``: restore beside the originals, as ``<prefix><name>``, without their
+        aliases and with no replica (an isolated copy for a restore test on a live cluster)."""
+        extra: dict[str, Any] = {}
+        if rename_prefix is not None:
+            extra = {"rename_pattern": "(.+)", "rename_replacement": rename_prefix + "$1", "include_aliases": False,
+                     "index_settings": {"index.number_of_replicas": 0}}
         result = self._call(
             f"restore {repository}/{name}",
             self.client.options(request_timeout=timeout_s).snapshot.restore,
             repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
-            wait_for_completion=True,
+            wait_for_completion=True, **extra,
         )
         return dict(result.get("snapshot", {}))
+
+    def snapshot(self, repository: str, name: str) -> SnapshotInfo:
+        data = self._call(f"read snapshot {repository}/{name}", self.client.snapshot.get, repository=repository,
+                          snapshot=name)
+        return snapshot_from_api(repository, data["snapshots"][0])
+
+    def aliases(self) -> dict[str, list[str]]:
+        """Alias → indices (hidden and system indices aside)."""
+        data = self._call("list aliases", self.client.indices.get_alias, expand_wildcards="open,closed")
+        found: dict[str, list[str]] = {}
+        for index, body in data.items():
+            for alias in body.get("aliases", {}):
+                found.setdefault(alias, []).append(index)
+        return {alias: sorted(indices) for alias, indices in found.items()}
 
     def recoveries(self, indices: list[str]) -> list[ShardRecovery]:
         data = self._call("recovery status", self.client.indices.recovery, index=",".join(indices))

@@ -1,6 +1,10 @@
-"""PostgreSQL metadata database: schema, counts, dumps (pg_dump) and restores (psql).
+"""PostgreSQL metadata database: schema, rows, canaries, dumps (pg_dump) and restores (psql).
 
-Passwords reach pg_dump/psql through the child's environment (``PGPASSWORD``), never argv.
+Every SQL statement drdrill sends lives here. Every wait is bounded: a connection has a
+deadline after which its socket is shut down (a paused server never answers, and the kernel
+keeps acknowledging its socket, so neither keepalives nor ``statement_timeout`` notice);
+pg_dump and psql are killed at theirs. Passwords reach pg_dump/psql through a minimal child
+environment (``PGPASSWORD``), never argv, and role passwords are sent as SCRAM verifiers.
 """
 
 from __future__ import annotations
@@ -9,12 +13,15 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -28,6 +35,7 @@ CANARY_TABLE = "drdrill_canary"
 # Tables whose rows belong to an organisation (they have an org_id column): the unit of a
 # per-organisation export.
 ORG_TABLES = (TENANT_TABLE, CANARY_TABLE)
+CONNECT_TIMEOUT_S = 5
 
 SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS {TENANT_TABLE} (
@@ -52,21 +60,48 @@ CREATE TABLE IF NOT EXISTS {CANARY_TABLE} (
 
 @dataclass(frozen=True)
 class PgConn:
+    """Where and as whom to connect. ``params`` carries further libpq keywords of a user's
+    DSN (``sslmode``, ``sslrootcert``…), never the password."""
+
     host: str
     port: int
     database: str
     user: str
-    password: str
+    password: str = field(repr=False)
+    params: tuple[tuple[str, str], ...] = ()
 
-    def kwargs(self, database: str | None = None, connect_timeout: int = 5) -> dict[str, object]:
+    @classmethod
+    def from_dsn(cls, dsn: str) -> PgConn:
+        """A libpq DSN (URI or keywords) with its password."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"not a PostgreSQL DSN: {_last_line(exc)}") from None
+        known = {k: parts.pop(k, None) for k in ("host", "port", "dbname", "user", "password")}
+        return cls(known["host"] or "localhost", int(known["port"] or 5432), known["dbname"] or "postgres",
+                   known["user"] or "postgres", known["password"] or "", tuple(sorted(parts.items())))
+
+    def with_database(self, database: str) -> PgConn:
+        return PgConn(self.host, self.port, database, self.user, self.password, self.params)
+
+    def kwargs(self, database: str | None = None) -> dict[str, Any]:
+        # Keepalives notice a dead peer or a cut network (not a paused server: the deadline does).
         return {"host": self.host, "port": self.port, "dbname": database or self.database, "user": self.user,
-                "password": self.password, "connect_timeout": connect_timeout}
+                "password": self.password, "connect_timeout": CONNECT_TIMEOUT_S, "keepalives": 1,
+                "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3, **dict(self.params)}
 
     def child_env(self) -> dict[str, str]:
-        return dict(os.environ, PGPASSWORD=self.password, PGCONNECT_TIMEOUT="5")
+        """Just what pg_dump/psql need: not drdrill's whole environment (other secrets)."""
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
+                "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S)}
 
     def cli_args(self, database: str | None = None) -> list[str]:
-        return ["-h", self.host, "-p", str(self.port), "-U", self.user, "-d", database or self.database]
+        from psycopg.conninfo import make_conninfo
+
+        conninfo = make_conninfo(dbname=database or self.database, **dict(self.params))
+        return ["-h", self.host, "-p", str(self.port), "-U", self.user, "-d", conninfo]
 
     def __repr__(self) -> str:
         return f"PgConn({self.user}@{self.host}:{self.port}/{self.database})"
@@ -82,22 +117,78 @@ def find_client(tool: str, bindir: Path | None) -> str:
     return found
 
 
-class MetadataDb:
-    """The platform's ``es_metadata`` database. The constructor does no I/O."""
+class Deadline:
+    """Shut a connection's socket down when ``seconds`` pass, so whatever call is blocked on it
+    returns with an error instead of waiting for a server that will not answer."""
 
-    def __init__(self, conn: PgConn, *, bindir: Path | None = None) -> None:
+    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
+        self.conn, self.seconds = conn, seconds
+        self.fired = threading.Event()
+        self._timer = threading.Timer(seconds, self._strike)
+        self._timer.daemon = True
+
+    def _strike(self) -> None:
+        self.fired.set()
+        with contextlib.suppress(OSError, psycopg.Error):
+            sock = socket.socket(fileno=os.dup(self.conn.pgconn.socket))
+            sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _scram_verifier(conn: psycopg.Connection, user: str, password: str) -> str:
+    """What PostgreSQL stores for a password, computed client-side: the server (and its log,
+    should the statement fail) never sees the password itself."""
+    return conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256").decode()
+
+
+class MetadataDb:
+    """The platform's ``es_metadata`` database. The constructor does no I/O.
+
+    ``timeout_s`` bounds every connection's use; long work (dumps, restores) gets its own."""
+
+    def __init__(self, conn: PgConn, *, bindir: Path | None = None, timeout_s: float = 60) -> None:
         self.conn = conn
         self.bindir = bindir
+        self.timeout_s = timeout_s
+
+    def with_database(self, database: str) -> MetadataDb:
+        return MetadataDb(self.conn.with_database(database), bindir=self.bindir, timeout_s=self.timeout_s)
 
     @contextlib.contextmanager
-    def connect(self, *, autocommit: bool = True) -> Iterator[psycopg.Connection]:
+    def connect(self, *, autocommit: bool = True, timeout_s: float | None = None,
+                as_conn: PgConn | None = None, database: str | None = None) -> Iterator[psycopg.Connection]:
+        who = as_conn or self.conn
+        limit = timeout_s or self.timeout_s
+        params = who.kwargs(database)
+        # The server gives up on a statement by itself too (locks, a runaway query).
+        params["options"] = f"{params.get('options', '')} -c statement_timeout={int(limit * 1000)}".strip()
         try:
-            connection = psycopg.connect(**self.conn.kwargs(), autocommit=autocommit)  # type: ignore[arg-type]
+            connection = psycopg.connect(**params, autocommit=autocommit)
         except psycopg.OperationalError as exc:
-            raise ServiceError(f"PostgreSQL {self.conn!r} unreachable: {_last_line(exc)}",
+            raise ServiceError(f"PostgreSQL {who!r} unreachable: {_last_line(exc)}",
                                hint="does pg_isready answer? are host, port and credentials right?") from exc
-        with connection:
-            yield connection
+        deadline = Deadline(connection, limit)
+        try:
+            with connection, deadline:
+                yield connection
+        except psycopg.Error as exc:
+            if deadline.fired.is_set():
+                raise ServiceError(f"PostgreSQL {who!r} did not answer within {limit:g}s",
+                                   hint="is the server paused or overloaded? (pg_isready)") from exc
+            raise
+
+    def _admin(self, admin: PgConn, statement: sql.Composed, *, database: str = "postgres") -> None:
+        with self.connect(as_conn=admin, database=database) as conn:
+            conn.execute(statement)
+
+    # --- schema and rows -----------------------------------------------------------------
 
     def ensure_schema(self) -> None:
         with self.connect() as conn:
@@ -117,36 +208,186 @@ class MetadataDb:
                 return {}  # no tenant table yet: no tenants
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
-    def containers(self) -> list[tuple[str, str, str, int]]:
-        with self.connect() as conn:
-            return [tuple(r) for r in conn.execute(  # type: ignore[misc]
-                f"SELECT org_id, namespace, index_name, doc_count FROM {TENANT_TABLE} ORDER BY 1, 2, 3"  # noqa: S608
-            ).fetchall()]
-
     def containers_index_names(self) -> list[tuple[str, str, str]]:
+        """``(org_id, namespace, index_name)`` of every row: the platform's tenant → index map."""
         with self.connect() as conn:
-            return [(r[0], r[1], r[2]) for r in conn.execute(
-                f"SELECT org_id, namespace, index_name FROM {TENANT_TABLE} ORDER BY 1, 2, 3"  # noqa: S608
-            ).fetchall()]
+            try:
+                return [(r[0], r[1], r[2]) for r in conn.execute(
+                    f"SELECT org_id, namespace, index_name FROM {TENANT_TABLE} ORDER BY 1, 2, 3"  # noqa: S608
+                ).fetchall()]
+            except psycopg.errors.UndefinedTable:
+                return []
+
+    def container_rows(self) -> list[tuple[str, str, str, int | None]]:
+        """``(org_id, namespace, index_name, doc_count)`` of every row; doc_count is None where
+        the platform does not record it (no such column, or NULL)."""
+        with self.connect() as conn:
+            has_count = conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s "
+                "AND column_name = 'doc_count'", (TENANT_TABLE,)).fetchone() is not None
+            count = sql.SQL("doc_count") if has_count else sql.SQL("NULL::bigint")
+            rows = conn.execute(sql.SQL("SELECT org_id, namespace, index_name, {} FROM {} ORDER BY 1, 2, 3").format(
+                count, sql.Identifier(TENANT_TABLE))).fetchall()
+        return [(r[0], r[1], r[2], None if r[3] is None else int(r[3])) for r in rows]
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows of every table in the public schema (what "the rows are unchanged" compares)."""
+        with self.connect() as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
+            counts = {}
+            for table in tables:
+                row = conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))).fetchone()
+                counts[table] = int(row[0]) if row else 0
+        return counts
+
+    def wipe(self) -> None:
+        """Empty this database's public schema (a scratch database the drill may wipe)."""
+        with self.connect() as conn:
+            conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+
+    def table_count(self, table: str = TENANT_TABLE) -> int:
+        """``SELECT COUNT(*)``: the runbook's own check of the restored database."""
+        with self.connect() as conn:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+        return int(row[0]) if row else 0
+
+    def replace_tenant_rows(self, org_id: str, namespace: str, indices: dict[str, int], prefix: str) -> None:
+        """The tenant's rows become exactly ``indices`` (index name → document count)."""
+        with self.connect(autocommit=False) as conn:
+            conn.execute(f"DELETE FROM {TENANT_TABLE} WHERE org_id = %s AND namespace = %s",  # noqa: S608
+                         (org_id, namespace))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {TENANT_TABLE} (org_id, namespace, container_name, index_name, doc_count) "  # noqa: S608
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [(org_id, namespace, index.removeprefix(prefix), index, n) for index, n in indices.items()])
+
+    def add_container_row(self, org_id: str, namespace: str, container: str, index: str) -> None:
+        with self.connect() as conn:
+            conn.execute(f"INSERT INTO {TENANT_TABLE} (org_id, namespace, container_name, index_name) "  # noqa: S608
+                         "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", (org_id, namespace, container, index))
+
+    def delete_tenant_rows(self, org_id: str, namespace: str) -> None:
+        """Every row of the tenant in every org-scoped table (a tenant's data loss)."""
+        with self.connect(autocommit=False) as conn:
+            for table in ORG_TABLES:
+                conn.execute(sql.SQL("DELETE FROM {} WHERE org_id = %s AND namespace = %s").format(
+                    sql.Identifier(table)), (org_id, namespace))
+
+    def probe(self, timeout_s: int = 3) -> tuple[bool, str]:
+        """Does the server accept this role's connections? (readiness of a starting server)"""
+        try:
+            with psycopg.connect(**{**self.conn.kwargs(), "connect_timeout": timeout_s}) as conn:
+                conn.execute("SELECT 1")
+            return True, "accepting connections"
+        except psycopg.OperationalError as exc:
+            return False, _last_line(exc)
+
+    def pg_isready(self, timeout_s: int = 3) -> tuple[bool, str]:
+        """The runbook's own check: ``pg_isready -h HOST -p PORT``."""
+        argv = [find_client("pg_isready", self.bindir), "-h", self.conn.host, "-p", str(self.conn.port),
+                "-t", str(timeout_s)]
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + 2, check=False,
+                                    env=self.conn.child_env(), stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return False, f"no answer within {timeout_s + 2}s"
+        return result.returncode == 0, result.stdout.strip() or f"exit {result.returncode}"
+
+    def can_read(self, table: str = TENANT_TABLE) -> tuple[bool, str]:
+        """The runbook's permission check (``SELECT * ... LIMIT 1``); a table that is not there
+        yet is where a restore stands, not why it failed."""
+        try:
+            with self.connect() as conn:
+                conn.execute(sql.SQL("SELECT * FROM {} LIMIT 1").format(sql.Identifier(table)))
+            return True, "ok"
+        except ServiceError as exc:
+            return False, exc.message
+        except psycopg.Error as exc:
+            text = " ".join(str(exc).split())[:200]
+            return isinstance(exc, psycopg.errors.UndefinedTable), text
+
+    def may_create_database(self) -> bool:
+        with self.connect() as conn:
+            row = conn.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        return bool(row and row[0])
 
     def server_version(self) -> str:
         with self.connect() as conn:
             row = conn.execute("SHOW server_version").fetchone()
         return str(row[0]) if row else "unknown"
 
+    def databases(self, admin: PgConn | None = None) -> list[str]:
+        """Every database of the server (pg_database is shared: any database can list it)."""
+        with self.connect(as_conn=admin, database="postgres" if admin else None) as conn:
+            return sorted(r[0] for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate").fetchall())
+
+    # --- canaries ------------------------------------------------------------------------
+
+    def clear_canaries(self) -> None:
+        with self.connect() as conn:
+            conn.execute(f"DELETE FROM {CANARY_TABLE}")  # noqa: S608 - constant name
+
+    @contextlib.contextmanager
+    def canary_session(self, write_timeout_s: float) -> Iterator[Callable[[str, str, int, datetime], None]]:
+        """One connection for a canary writer; each write is bounded by ``write_timeout_s``."""
+        with self.connect(timeout_s=24 * 3600) as conn:  # the session lives as long as the writer
+            def write(org_id: str, namespace: str, seq: int, at: datetime) -> None:
+                with Deadline(conn, write_timeout_s) as deadline:
+                    try:
+                        conn.execute(f"INSERT INTO {CANARY_TABLE} (org_id, namespace, seq, written_at) "  # noqa: S608
+                                     "VALUES (%s, %s, %s, %s)", (org_id, namespace, seq, at))
+                    except psycopg.Error as exc:
+                        if deadline.fired.is_set():
+                            raise ServiceError(f"canary write not answered within {write_timeout_s:g}s") from exc
+                        raise
+            yield write
+
+    def canary_state(self, org_id: str, namespace: str) -> tuple[int, int | None, datetime | None]:
+        """(how many canaries, highest sequence number, newest write time) of a tenant."""
+        with self.connect() as conn:
+            row = conn.execute(f"SELECT count(*), max(seq), max(written_at) FROM {CANARY_TABLE} "  # noqa: S608
+                               "WHERE org_id = %s AND namespace = %s", (org_id, namespace)).fetchone()
+        if not row:
+            return 0, None, None
+        return int(row[0]), (int(row[1]) if row[1] is not None else None), row[2]
+
+    # --- roles (fault injection and the platform's set-up) ------------------------------
+
+    def set_password(self, admin: PgConn, user: str, password: str, *, login: bool = True) -> None:
+        with self.connect(as_conn=admin, database="postgres") as conn:
+            verifier = _scram_verifier(conn, user, password)
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE {} " + ("LOGIN" if login else "NOLOGIN") + " PASSWORD {}").format(
+                sql.Identifier(user), sql.Literal(verifier)))
+
+    def revoke_login(self, admin: PgConn, user: str) -> None:
+        self._admin(admin, sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(user)))
+
+    def take_table_away(self, admin: PgConn, table: str = TENANT_TABLE) -> None:
+        """The table changes owner and the platform's user loses every right on it."""
+        self._admin(admin, sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table),
+                                                                       sql.Identifier(admin.user)),
+                    database=self.conn.database)
+
     # --- dumps ---------------------------------------------------------------------------
 
-    def dump_all(self, out: BinaryIO) -> None:
+    def dump_all(self, out: BinaryIO, *, timeout_s: float = 3600) -> None:
         """Plain-SQL ``pg_dump`` of the whole database, as the runbook restores it with psql."""
         argv = [find_client("pg_dump", self.bindir), *self.conn.cli_args(), "--no-owner", "--no-privileges",
                 "--format=plain", "--encoding=UTF8"]
-        self._stream_from(argv, out, "pg_dump")
+        self._stream_from(argv, out, "pg_dump", timeout_s)
 
-    def dump_org(self, org_id: str, out: BinaryIO) -> None:
+    def dump_org(self, org_id: str, out: BinaryIO, *, timeout_s: float = 3600) -> None:
         """One organisation's rows as a transaction that replaces them: restoring it touches no
         other organisation (the schema itself comes from the whole-database dump)."""
         out.write(b"-- drdrill per-organisation export\nBEGIN;\n")
-        with self.connect(autocommit=False) as conn:
+        with self.connect(autocommit=False, timeout_s=timeout_s) as conn:
             existing = {r[0] for r in conn.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
             for table in ORG_TABLES:
@@ -155,15 +396,15 @@ class MetadataDb:
                 columns = [r[0] for r in conn.execute(
                     "SELECT column_name FROM information_schema.columns WHERE table_schema='public' "
                     "AND table_name=%s ORDER BY ordinal_position", (table,)).fetchall()]
-                cols = ", ".join(columns)
+                cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
                 delete = sql.SQL("DELETE FROM public.{} WHERE org_id = {};\n").format(
                     sql.Identifier(table), sql.Literal(org_id))
                 out.write(delete.as_string(conn).encode())
                 out.write(sql.SQL("COPY public.{} ({}) FROM stdin;\n").format(
-                    sql.Identifier(table), sql.SQL(cols)).as_string(conn).encode())
+                    sql.Identifier(table), cols).as_string(conn).encode())
                 with conn.cursor().copy(
                     sql.SQL("COPY (SELECT {} FROM {} WHERE org_id = {} ORDER BY 1, 2) TO STDOUT").format(
-                        sql.SQL(cols), sql.Identifier(table), sql.Literal(org_id))
+                        cols, sql.Identifier(table), sql.Literal(org_id))
                 ) as copy:
                     for chunk in copy:
                         out.write(bytes(chunk))
@@ -172,27 +413,43 @@ class MetadataDb:
                     out.write(statement.encode() + b"\n")
         out.write(b"COMMIT;\n")
 
-    def dump_schema(self, out: BinaryIO) -> None:
+    def dump_schema(self, out: BinaryIO, *, timeout_s: float = 600) -> None:
         argv = [find_client("pg_dump", self.bindir), *self.conn.cli_args(), "--schema-only", "--no-owner",
                 "--no-privileges"]
-        self._stream_from(argv, out, "pg_dump --schema-only")
+        self._stream_from(argv, out, "pg_dump --schema-only", timeout_s)
 
-    def _stream_from(self, argv: list[str], out: BinaryIO, tool: str) -> None:
-        """Stream a tool's stdout into ``out``. stderr goes to a temp file (reading it after
-        stdout could deadlock on a full pipe); the child never outlives a failure here."""
+    def _stream_from(self, argv: list[str], out: BinaryIO, tool: str, timeout_s: float) -> None:
+        """Stream a tool's stdout into ``out``, killing it at the deadline. stderr goes to a
+        temp file (reading it after stdout could deadlock on a full pipe); the child never
+        outlives this call."""
         with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=self.conn.child_env())
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
+                                    env=self.conn.child_env())
+            timed_out = threading.Event()
+
+            def stop() -> None:
+                timed_out.set()
+                proc.kill()
+
+            killer = threading.Timer(timeout_s, stop)
+            killer.daemon = True
+            killer.start()
             try:
-                assert proc.stdout is not None
-                for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+                stdout = proc.stdout
+                assert stdout is not None
+                while chunk := stdout.read(1 << 20):
                     out.write(chunk)
-                code = proc.wait()
+                code = proc.wait(timeout=10)  # stdout closed: it is exiting
             finally:
+                killer.cancel()
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
             errors.seek(0)
             lines = errors.read().decode(errors="replace").strip().splitlines()
+        if timed_out.is_set():
+            raise ServiceError(f"{tool} did not finish within {timeout_s:g}s and was stopped",
+                               hint="is PostgreSQL paused or overloaded? (pg_isready)")
         if code != 0:
             raise ServiceError(f"{tool} failed (exit {code}): {lines[-1] if lines else 'no message'}")
 
@@ -201,23 +458,21 @@ class MetadataDb:
     def recreate_database(self, admin: PgConn) -> None:
         """Drop and create ``es_metadata`` owned by the platform user: the fresh database the
         runbook restores into."""
-        with psycopg.connect(**admin.kwargs("postgres"), autocommit=True) as conn:  # type: ignore[arg-type]
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.conn.database)))
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(self.conn.database), sql.Identifier(self.conn.user)))
+        self.drop_database(admin, self.conn.database)
+        self._admin(admin, sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(self.conn.database), sql.Identifier(self.conn.user)))
 
-    def scratch(self, admin: PgConn, name: str) -> MetadataDb:
-        """A new empty database owned by the platform user, next to this one."""
-        with psycopg.connect(**admin.kwargs("postgres"), autocommit=True) as conn:  # type: ignore[arg-type]
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
-                                                                       sql.Identifier(self.conn.user)))
-        return MetadataDb(PgConn(self.conn.host, self.conn.port, name, self.conn.user, self.conn.password),
-                          bindir=self.bindir)
+    def create_database(self, admin: PgConn, name: str, *, owner: str | None = None) -> MetadataDb:
+        """A new empty database next to this one (refuses to replace an existing one)."""
+        if name in self.databases(admin):
+            raise ServiceError(f"database {name} already exists", hint="drdrill never replaces a database it "
+                               "did not create; remove it or choose another drill id")
+        self._admin(admin, sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(owner or self.conn.user)))
+        return self.with_database(name)
 
     def drop_database(self, admin: PgConn, name: str) -> None:
-        with psycopg.connect(**admin.kwargs("postgres"), autocommit=True) as conn:  # type: ignore[arg-type]
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self._admin(admin, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     def copy_tenant_rows(self, source: MetadataDb, org_id: str, namespace: str) -> dict[str, int]:
         """Replace one tenant's rows in every org-scoped table with ``source``'s, in one
@@ -248,7 +503,7 @@ class MetadataDb:
                 "-f", str(sql_file)]
         try:
             result = subprocess.run(argv, capture_output=True, env=self.conn.child_env(), check=False,
-                                    timeout=timeout_s)
+                                    timeout=timeout_s, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
             raise RestoreFailed(f"psql restore of {sql_file.name} did not finish within {timeout_s:.0f}s",
                                 hint="is PostgreSQL hung or the dump unexpectedly large?") from exc

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +21,17 @@ log = logging.getLogger(__name__)
 
 # Transfers raise boto3's own S3UploadFailedError, which is neither of botocore's.
 _S3_ERRORS = (ClientError, BotoCoreError, Boto3Error)
+
+
+def probe_minio(endpoint: str, timeout_s: float = 2) -> tuple[bool, str]:
+    """MinIO's unauthenticated readiness endpoint: (ready, what was seen)."""
+    try:
+        with urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=timeout_s) as response:  # noqa: S310
+            return response.status == 200, f"health/ready HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"health/ready HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"{endpoint} not answering ({getattr(exc, 'reason', exc)})"
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,17 @@ class ObjectStore:
                                 hint="is MinIO running and reachable from here?")
         return ServiceError(f"object store: {action} failed: {exc}")
 
+    def probe(self, timeout_s: float = 3) -> tuple[bool, str]:
+        return probe_minio(self.endpoint, timeout_s)
+
+    def can_list(self) -> tuple[bool, str]:
+        """Can these credentials list the bucket? (the restore needs exactly that)"""
+        try:
+            next(iter(self.list("metadata/")), None)
+            return True, "ok"
+        except ServiceError as exc:
+            return False, exc.message
+
     def ensure_bucket(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
@@ -85,9 +109,9 @@ class ObjectStore:
         except _S3_ERRORS as exc:
             raise self._fail(f"list {prefix or '/'}", exc) from exc
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, tags: dict[str, str] | None = None) -> None:
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(tags or {}))
         except _S3_ERRORS as exc:
             raise self._fail(f"put {key}", exc) from exc
 
@@ -108,9 +132,16 @@ class ObjectStore:
         except BotoCoreError as exc:
             raise self._fail(f"head {key}", exc) from exc
 
-    def upload_file(self, path: Path, key: str) -> None:
+    def tags(self, key: str) -> dict[str, str]:
+        """The object's user metadata (``x-amz-meta-*``), e.g. drdrill's ``created-by`` tag."""
         try:
-            self.client.upload_file(str(path), self.bucket, key)
+            return dict(self.client.head_object(Bucket=self.bucket, Key=key).get("Metadata") or {})
+        except _S3_ERRORS as exc:
+            raise self._fail(f"head {key}", exc) from exc
+
+    def upload_file(self, path: Path, key: str, *, tags: dict[str, str] | None = None) -> None:
+        try:
+            self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"Metadata": dict(tags or {})})
         except _S3_ERRORS as exc:
             raise self._fail(f"upload {key}", exc) from exc
 
@@ -120,7 +151,7 @@ class ObjectStore:
         except _S3_ERRORS as exc:
             raise self._fail(f"download {key}", exc) from exc
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start:start + 1000]]
             try:

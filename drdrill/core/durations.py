@@ -12,8 +12,9 @@ from drdrill.errors import ConfigError
 _UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _RANK = {unit: rank for rank, unit in enumerate(_UNITS)}
 # "ms" before "m" and "s" so that "1500ms" is not read as 1500 minutes followed by junk.
-_COMPONENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)")
-_PLAIN = re.compile(r"\d+(?:\.\d+)?")
+# ASCII digits only: float() would also read "١٢" as 12, which nobody means in a config file.
+_COMPONENT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|d|h|m|s)", re.ASCII)
+_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 _HINT = "a number with a unit ms, s, m, h or d, e.g. 90s, 30m, 24h, 1h30m; a plain number means seconds"
 
 
@@ -33,7 +34,7 @@ def parse_duration(value: str | int | float, key: str = "duration") -> float:
     if text.startswith("-"):
         raise ConfigError(key, f"duration must not be negative, got {value!r}", hint=_HINT)
     if _PLAIN.fullmatch(text):
-        return float(text)
+        return _finite(float(text), key, value)
 
     total = 0.0
     pos = 0
@@ -48,7 +49,15 @@ def parse_duration(value: str | int | float, key: str = "duration") -> float:
         last_rank = _RANK[unit]
         total += float(number) * _UNITS[unit]
         pos = match.end()
-    return total
+    return _finite(total, key, value)
+
+
+def _finite(seconds: float, key: str, value: object) -> float:
+    # A 400-digit number parses as infinity: that is no duration, and an infinite RTO target
+    # would turn every drill into a pass.
+    if not math.isfinite(seconds):
+        raise ConfigError(key, f"duration {str(value)[:40]!r}… is too large", hint=_HINT)
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -86,7 +86,7 @@ def make_line(
 ) -> str:
     """The history line for a report, chained to ``previous_line`` (None for the first drill)."""
     previous = HistoryEntry.from_line(previous_line) if previous_line and previous_line.strip() else None
-    fields = {
+    fields: dict[str, Any] = {
         "drill_id": drill_id,
         "finished_at": finished_at,
         "verdict": verdict,

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -56,7 +56,7 @@ def achieved_rto(t_disaster: datetime | float, t_recovered: datetime | float) ->
     return rto
 
 
-TenantKey = Hashable
+TenantKey = str  # "org/ns"
 StoreKey = tuple[TenantKey, str]  # (tenant, store), store e.g. "elasticsearch" | "postgresql"
 
 
@@ -149,15 +149,24 @@ def _vs(value: float, target: float) -> tuple[str, str]:
     return shown, goal
 
 
-def _check(name: str, value: float | None, target: float, failures: list[str], oks: list[str]) -> None:
-    if value is None:
-        failures.append(f"{name} not measured; an unmeasured objective is not met")
-        return
-    shown, goal = _vs(value, target)
-    if value > target:
-        failures.append(f"{name} {shown} exceeds target {goal}")
-    else:
-        oks.append(f"{name} {shown} within target {goal}")
+@dataclass(frozen=True)
+class ObjectiveCheck:
+    """One objective against its target. Unmeasured is not met."""
+
+    name: str
+    value: float | None
+    target: float
+
+    @property
+    def met(self) -> bool:
+        return self.value is not None and self.value <= self.target
+
+    @property
+    def reason(self) -> str:
+        if self.value is None:
+            return f"{self.name} not measured; an unmeasured objective is not met"
+        shown, goal = _vs(self.value, self.target)
+        return f"{self.name} {shown} {'within' if self.met else 'exceeds'} target {goal}"
 
 
 def judge(
@@ -167,23 +176,63 @@ def judge(
     verifications_passed: bool,
     uncertain: bool = False,
     harness_error: bool = False,
+    steps_passed: bool = True,
 ) -> Verdict:
-    """The drill verdict with one-line reasons.
+    """A scenario's verdict with one-line reasons.
 
     "error" when the harness could not carry out the drill (its measurements cannot be
     trusted either way). Otherwise "failed" unless everything is positively known to be
     good: a timeout, a partial restore or a count mismatch is ``uncertain`` and never passes.
     """
     failures: list[str] = []
-    oks: list[str] = []
     if harness_error:
         failures.append("the harness could not carry out the drill")
     if not verifications_passed:
         failures.append("a verification failed")
     if uncertain:
         failures.append("the outcome is uncertain (timeout, partial restore or count mismatch)")
-    _check("RTO", rto, objectives.rto_seconds, failures, oks)
-    _check("RPO", rpo, objectives.rpo_seconds, failures, oks)
+    if not steps_passed:
+        failures.append("a scenario step failed")
+    checks = [ObjectiveCheck("RTO", rto, objectives.rto_seconds), ObjectiveCheck("RPO", rpo, objectives.rpo_seconds)]
+    failures += [c.reason for c in checks if not c.met]
     if harness_error:
         return Verdict("error", failures)
-    return Verdict("failed", failures) if failures else Verdict("passed", oks)
+    return Verdict("failed", failures) if failures else Verdict("passed", [c.reason for c in checks])
+
+
+EXPECTED_FAILURE_DIAGNOSED = "expected failure, diagnosed"
+
+
+def judge_expected_failure(*, failed: bool, expectation_checked: bool, steps_passed: bool,
+                           harness_error: bool) -> Verdict:
+    """A fault scenario (like pytest's strict xfail): it passes when the recovery failed and its
+    own steps confirmed where and why; it fails when the recovery succeeded or the failure was
+    not the expected one."""
+    if harness_error:
+        return Verdict("error", ["the harness could not carry out the drill"])
+    if not failed:
+        return Verdict("failed", ["the recovery was expected to fail, and it did not"])
+    if not expectation_checked:
+        return Verdict("failed", ["no step checked in which phase and why the recovery failed"])
+    if not steps_passed:
+        return Verdict("failed", ["the recovery failed, but not in the expected phase or with the expected "
+                                  "diagnosis"])
+    return Verdict("passed", [EXPECTED_FAILURE_DIAGNOSED])
+
+
+def judge_run(scenario_verdicts: list[tuple[str, Verdict]], *, errors: list[str] | None = None,
+              failures: list[str] | None = None, incomplete: bool = False) -> Verdict:
+    """The run's verdict from its scenarios' and from what went wrong outside any scenario
+    (``errors``: the harness broke; ``failures``: e.g. a step failed outside a measured phase).
+    The worst wins; no scenario at all is an error, never a pass."""
+    reasons = [f"{name}: {r}" for name, v in scenario_verdicts if not v.passed for r in v.reasons]
+    errors, failures = list(errors or []), list(failures or [])
+    if incomplete:
+        errors.insert(0, "the drill was interrupted before it finished")
+    if not scenario_verdicts:
+        errors.append("no drill scenario ran")
+    if errors or any(v.status == "error" for _, v in scenario_verdicts):
+        return Verdict("error", list(dict.fromkeys(errors + reasons)))
+    if failures or any(v.status == "failed" for _, v in scenario_verdicts):
+        return Verdict("failed", list(dict.fromkeys(failures + reasons)))
+    return Verdict("passed", [f"{name}: {r}" for name, v in scenario_verdicts for r in v.reasons])

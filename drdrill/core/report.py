@@ -195,19 +195,30 @@ class Forecast:
     model: str = "linear: fixed + target_bytes * sample_restore_seconds / sample_bytes"
 
 
+StepStatus = Literal["passed", "failed", "skipped", "undefined"]
+
+
 @dataclass
 class Step:
     text: str
-    status: str
+    status: StepStatus
     duration_seconds: float | None = None
     error: str | None = None
+    line: int | None = None  # in the feature file: how cucumber.json's steps are matched
 
 
 @dataclass
 class Scenario:
     name: str
+    # How its steps went: "failed" when a step failed (a fault scenario's injected failure is
+    # not a failed step: its own Then steps check it).
     status: str
     steps: list[Step] = field(default_factory=list)
+    # The scenario's verdict (the core's judge) and why; "expected failure, diagnosed" for a
+    # fault scenario that failed exactly as its steps said it would.
+    verdict: VerdictStatus | None = None
+    verdict_reasons: list[str] = field(default_factory=list)
+    expected_failure: bool = False
 
 
 @dataclass
@@ -254,7 +265,9 @@ class Report:
             "problems": [vars(p).copy() for p in self.problems],
             "weaknesses": [vars(w).copy() for w in self.weaknesses],
             "scenarios": [
-                {"name": s.name, "status": s.status, "steps": [vars(st).copy() for st in s.steps]}
+                {"name": s.name, "status": s.status, "steps": [vars(st).copy() for st in s.steps],
+                 "verdict": s.verdict, "verdict_reasons": list(s.verdict_reasons),
+                 "expected_failure": s.expected_failure}
                 for s in self.scenarios
             ],
             "forecast": None if self.forecast is None else vars(self.forecast).copy(),
@@ -313,7 +326,8 @@ class Report:
             problems=problems,
             weaknesses=[Weakness(**w) for w in d.get("weaknesses", [])],
             scenarios=[
-                Scenario(s["name"], s["status"], [Step(**st) for st in s.get("steps", [])])
+                Scenario(s["name"], s["status"], [Step(**st) for st in s.get("steps", [])], s.get("verdict"),
+                         list(s.get("verdict_reasons") or []), bool(s.get("expected_failure", False)))
                 for s in d.get("scenarios", [])
             ],
             forecast=None if forecast is None else Forecast(**forecast),

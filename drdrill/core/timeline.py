@@ -73,6 +73,12 @@ class Phase:
         self.status = "skipped"
         self.detail = reason
 
+    def fail(self, reason: str) -> None:
+        """Mark a running phase as failed without ending it: part of its work failed (one
+        tenant of several) and the rest goes on, to be reported too."""
+        self.status = "failed"
+        self.error = reason if self.error is None else f"{self.error}; {reason}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -152,7 +158,7 @@ class Timeline:
         status: PhaseStatus = "error"
         try:
             yield ph
-            status = "skipped" if ph.status == "skipped" else "passed"
+            status = ph.status if ph.status in ("skipped", "failed") else "passed"
         except RecoveryFailure as exc:
             status, ph.error = "failed", describe_exception(exc)
             raise
@@ -167,13 +173,6 @@ class Timeline:
             ph.duration_seconds = _ms(ph.end_offset - ph.start_offset)
             ph.status = status
 
-    def record_skipped(self, name: str, reason: str) -> Phase:
-        """Record a phase that was not run at all, so the report shows it was left out."""
-        at, offset = self._now()
-        ph = Phase(name, at, offset, at, offset, 0.0, "skipped", reason)
-        self.phases.append(ph)
-        return ph
-
     def event(self, name: str, **data: Any) -> Event:
         at, offset = self._now()
         ev = Event(name=name, at=at, offset=offset, data=_plain(data))
@@ -187,9 +186,6 @@ class Timeline:
     def mark_recovered(self, **data: Any) -> Event:
         """T_recovered: the last required verification (and traffic switch) passed."""
         return self.event(RECOVERED, **data)
-
-    def last_event(self, name: str) -> Event | None:
-        return next((ev for ev in reversed(self.events) if ev.name == name), None)
 
     def recovery_window(self) -> tuple[Event, Event | None] | None:
         """(T_disaster, T_recovered) of the latest disaster; T_recovered is None until a

@@ -12,19 +12,24 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+from drdrill.config import DrillSettings
 from drdrill.core.clock import SystemClock
 from drdrill.core.objectives import Objectives
-from drdrill.core.report import Problem, Scenario, Step
+from drdrill.core.report import Problem, Scenario, Step, StepStatus
 from drdrill.core.timeline import Timeline
-from drdrill.drill.session import Drill, DrillOutcome, DrillSettings
-from drdrill.drill.target import DrillTarget
+from drdrill.drill.measurement import DrillOutcome
+from drdrill.drill.restore_test import RestoreTest
+from drdrill.drill.session import Drill, Session
 from drdrill.errors import RecoveryFailure, UsageError
+from drdrill.targets.base import DrillTarget
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=Session)
 
 
 @dataclass
@@ -73,9 +78,9 @@ def drill_run(request: pytest.FixtureRequest) -> RunContext:
     return run
 
 
-@pytest.fixture
-def drill(drill_run: RunContext) -> Iterator[Drill]:
-    """One drill per scenario, on the run's target and timeline."""
+def _session(drill_run: RunContext, kind: type[S]) -> Iterator[S]:
+    """One session per scenario, on the run's target and timeline; its outcome is collected
+    whatever happens to the scenario."""
     name = drill_run.current_scenario or "scenario"
     drill_run.scenarios_started += 1
     if drill_run.scenarios_started > 1:
@@ -83,27 +88,44 @@ def drill(drill_run: RunContext) -> Iterator[Drill]:
         with drill_run.timeline.phase("heal-target", detail=name):
             drill_run.target.heal()
     settings = replace(drill_run.settings, objectives=drill_run.objectives())
-    current = Drill(drill_run.target, settings, drill_id=drill_run.drill_id, scenario=name,
-                    timeline=drill_run.timeline, workdir=drill_run.workdir)
+    current = kind(drill_run.target, settings, drill_id=drill_run.drill_id, scenario=name,
+                   timeline=drill_run.timeline, workdir=drill_run.workdir)
     try:
         yield current
     finally:
-        # Stop canaries of a scenario that failed before its disaster step.
-        if current.canary is not None and current.canary_log is None:
-            current.canary_log = current.canary.stop()
+        current.stop_canaries()  # a scenario that failed before its disaster step
         try:
             drill_run.outcomes.append(current.outcome())
         except Exception as exc:
             drill_run.problems.append(Problem("measure", "error", f"measuring {name} failed: {exc}"))
 
 
+@pytest.fixture
+def drill(drill_run: RunContext) -> Iterator[Drill]:
+    """A runbook drill (seed, back up, disaster, recover, verify)."""
+    yield from _session(drill_run, Drill)
+
+
+@pytest.fixture
+def restore_test(drill_run: RunContext) -> Iterator[RestoreTest]:
+    """A restore test of the platform's own backups, in place (``--target live``)."""
+    yield from _session(drill_run, RestoreTest)
+
+
+NOT_RUN = "not run: an earlier step failed"
+
+
 class DrillPlugin:
-    """A pytest plugin object bound to one run: hooks that record scenarios and steps."""
+    """A pytest plugin object bound to one run: hooks that record scenarios and steps.
+
+    A step is "skipped" when the drill skipped its work (a fault scenario after its expected
+    failure) or when pytest-bdd never ran it (after a failed step); never "passed"."""
 
     def __init__(self, run: RunContext) -> None:
         self.run = run
         self._steps: dict[str, list[Step]] = {}
-        self._step_started: dict[str, float] = {}
+        self._step_started: dict[str, tuple[float, int | None]] = {}
+        self._sessions: dict[str, Session] = {}
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[RUN_KEY] = self.run
@@ -115,17 +137,26 @@ class DrillPlugin:
     # --- step bookkeeping for report.scenarios -------------------------------------------
 
     def pytest_bdd_before_step_call(self, request, feature, scenario, step, step_func, step_func_args):
-        self._step_started[scenario.name] = time.monotonic()
+        session = _session_of(step_func_args)
+        if session is not None:
+            self._sessions[scenario.name] = session
+        self._step_started[scenario.name] = (time.monotonic(),
+                                             session.steps_skipped if session is not None else None)
         self.run.say(f"  {step.keyword} {step.name}")
 
-    def _record(self, scenario: Any, step: Any, status: str, error: str | None = None) -> None:
+    def _record(self, scenario: Any, step: Any, status: StepStatus, error: str | None = None) -> None:
         started = self._step_started.pop(scenario.name, None)
-        duration = round(time.monotonic() - started, 3) if started is not None else None
+        duration = round(time.monotonic() - started[0], 3) if started is not None else None
         self._steps.setdefault(scenario.name, []).append(
-            Step(f"{step.keyword} {step.name}", status, duration, error))
+            Step(f"{step.keyword} {step.name}", status, duration, error, step.line_number))
 
     def pytest_bdd_after_step(self, request, feature, scenario, step, step_func, step_func_args):
-        self._record(scenario, step, "passed")
+        started = self._step_started.get(scenario.name)
+        session = _session_of(step_func_args)
+        skipped = started is not None and started[1] is not None and session is not None \
+            and session.steps_skipped > started[1]
+        self._record(scenario, step, "skipped" if skipped else "passed",
+                     "skipped: the drill had already failed as expected" if skipped else None)
 
     def pytest_bdd_step_error(self, request, feature, scenario, step, step_func, step_func_args, exception):
         message = getattr(exception, "message", None) or f"{type(exception).__name__}: {exception}"
@@ -133,11 +164,17 @@ class DrillPlugin:
         self._record(scenario, step, "failed", text)
         if isinstance(exception, UsageError):
             self.run.usage_errors.append(f"{scenario.name}: {step.keyword} {step.name}: {text}")
-        elif not isinstance(exception, (RecoveryFailure, AssertionError)) and not _recorded(exception, request):
+        elif not isinstance(exception, RecoveryFailure | AssertionError) and not self._recorded(exception, scenario):
             # Outside a measured phase (a step's own code, healing the target): the harness broke.
             self.run.problems.append(Problem(None, "error", f"{scenario.name}: {step.keyword} {step.name}: {text}",
                                              "the harness could not carry out this step",
                                              {"scenario": scenario.name}))
+
+    def _recorded(self, exception: BaseException, scenario: Any) -> bool:
+        """Whether a phase already recorded this failure as a problem (with its diagnosis)."""
+        message = getattr(exception, "message", None)
+        session = self._sessions.get(scenario.name)
+        return message is not None and session is not None and any(p.summary == message for p in session.problems)
 
     def pytest_bdd_step_func_lookup_error(self, request, feature, scenario, step, exception):
         self.run.usage_errors.append(
@@ -146,7 +183,11 @@ class DrillPlugin:
 
     def pytest_bdd_after_scenario(self, request, feature, scenario):
         steps = self._steps.pop(scenario.name, [])
-        status = "failed" if any(s.status != "passed" for s in steps) else "passed"
+        self._sessions.pop(scenario.name, None)
+        recorded = {s.line for s in steps}
+        steps += [Step(f"{st.keyword} {st.name}", "skipped", None, NOT_RUN, st.line_number)
+                  for st in scenario.steps if st.line_number not in recorded]
+        status = "failed" if any(s.status in ("failed", "undefined") for s in steps) else "passed"
         self.run.scenarios.append(Scenario(scenario.name, status, steps))
 
     def pytest_collectreport(self, report):
@@ -155,16 +196,26 @@ class DrillPlugin:
             self.run.usage_errors.append(_collect_error(text))
 
 
-def _recorded(exception: BaseException, request: pytest.FixtureRequest) -> bool:
-    """Whether a drill phase already recorded this failure as a problem (with its diagnosis)."""
-    message = getattr(exception, "message", None)
-    if message is None:
-        return False
-    try:
-        current = request.getfixturevalue("drill")
-    except Exception:  # the failure happened before the scenario's drill existed
-        return False
-    return any(p.summary == message for p in current.problems)
+def align_cucumber(cucumber: list[Any] | None, scenarios: list[Scenario]) -> list[Any] | None:
+    """pytest-bdd marks every step after a failure "failed" in cucumber.json and knows nothing
+    of steps the drill skipped: take each step's status from the report's own record."""
+    if cucumber is None:
+        return None
+    by_name = {s.name: {st.line: st for st in s.steps} for s in scenarios}
+    for feature in cucumber:
+        for element in feature.get("elements", []):
+            steps = by_name.get(element.get("name"), {})
+            for step in element.get("steps", []):
+                ours = steps.get(step.get("line"))
+                if ours is not None and ours.status != step.get("result", {}).get("status"):
+                    step.setdefault("result", {})["status"] = ours.status
+                    if ours.error:
+                        step["result"]["error_message"] = ours.error
+    return cucumber
+
+
+def _session_of(step_func_args: dict[str, Any]) -> Session | None:
+    return next((v for v in step_func_args.values() if isinstance(v, Session)), None)
 
 
 def _collect_error(lines: list[str]) -> str:

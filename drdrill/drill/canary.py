@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from drdrill.adapters.elasticsearch import SearchCluster
-from drdrill.adapters.postgres import CANARY_TABLE, MetadataDb
-from drdrill.layout import Tenant
+from drdrill.adapters.platform import Platform
+from drdrill.adapters.postgres import MetadataDb
+from drdrill.core.layout import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,10 @@ class CanaryWriter:
     acknowledged, so every recorded canary is one the platform confirmed it had."""
 
     def __init__(self, cluster: SearchCluster, db: MetadataDb, tenants: list[Tenant], *,
-                 interval_s: float = 0.5, clock: Callable[[], datetime] | None = None) -> None:
+                 interval_s: float = 0.5, write_timeout_s: float = 15,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.cluster, self.db, self.tenants = cluster, db, tenants
-        self.interval_s = interval_s
+        self.interval_s, self.write_timeout_s = interval_s, write_timeout_s
         self.clock = clock or (lambda: datetime.now(UTC))
         self.log = CanaryLog()
         self._stop = threading.Event()
@@ -70,21 +72,20 @@ class CanaryWriter:
             self.cluster.delete_indices(index)
             self.cluster.create_index(index, mappings={"properties": {"written_at": {"type": "date"},
                                                                       "seq": {"type": "long"}}})
-        with self.db.connect() as conn:
-            conn.execute(f"DELETE FROM {CANARY_TABLE}")  # noqa: S608 - constant name
+        self.db.clear_canaries()
 
     def start(self) -> None:
         self.log.started_at = self.clock()
         self._thread = threading.Thread(target=self._run, name="canary-writer", daemon=True)
         self._thread.start()
 
-    def stop(self, join_timeout_s: float = 90) -> CanaryLog:
+    def stop(self) -> CanaryLog:
         """Stop writing; the log returned is a frozen copy. A writer still inside a hung call
-        after ``join_timeout_s`` is recorded as an error: its write could land after the
+        after its write deadline is recorded as an error: its write could land after the
         disaster, so the measurement is uncertain."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=join_timeout_s)
+            self._thread.join(timeout=2 * self.write_timeout_s + 5)
             if self._thread.is_alive():
                 self.log.errors.append("canary writer still blocked in a write when the disaster struck")
         self.log.stopped_at = self.clock()
@@ -93,11 +94,11 @@ class CanaryWriter:
 
     def _run(self) -> None:
         try:
-            with self.db.connect() as conn:
+            with self.db.canary_session(self.write_timeout_s) as write_row:
                 while not self._stop.is_set():
                     for tenant in self.tenants:
                         self._write_es(tenant)
-                        self._write_pg(conn, tenant)
+                        self._write_pg(write_row, tenant)
                     self._stop.wait(self.interval_s)
         except Exception as exc:  # a dead writer must show: without canaries RPO is unmeasured
             self.log.errors.append(f"canary writer died: {type(exc).__name__}: {exc}")
@@ -115,20 +116,34 @@ class CanaryWriter:
         seq = self._next(tenant, "elasticsearch")
         at = self.clock()
         try:
-            self.cluster.client.index(index=canary_index(tenant), id=str(seq),
-                                      document={"seq": seq, "written_at": at.isoformat()})
+            self.cluster.index_document(canary_index(tenant), str(seq), {"seq": seq, "written_at": at.isoformat()})
             self._ack(tenant, "elasticsearch", seq, at)
         except Exception as exc:
             self._seq[(tenant.key, "elasticsearch")] = seq  # retry the same seq: keep them contiguous
             self.log.errors.append(f"{tenant} elasticsearch: {type(exc).__name__}")
 
-    def _write_pg(self, conn, tenant: Tenant) -> None:
+    def _write_pg(self, write_row: Callable[[str, str, int, datetime], None], tenant: Tenant) -> None:
         seq = self._next(tenant, "postgres")
         at = self.clock()
         try:
-            conn.execute(f"INSERT INTO {CANARY_TABLE} (org_id, namespace, seq, written_at) "  # noqa: S608
-                         "VALUES (%s, %s, %s, %s)", (tenant.org_id, tenant.namespace, seq, at))
+            write_row(tenant.org_id, tenant.namespace, seq, at)
             self._ack(tenant, "postgres", seq, at)
         except Exception as exc:
             self._seq[(tenant.key, "postgres")] = seq
             self.log.errors.append(f"{tenant} postgres: {type(exc).__name__}")
+
+
+# --- what survived a recovery -------------------------------------------------------------
+
+
+def canary_state(platform: Platform, tenant: Tenant, store: str) -> tuple[int, int | None, datetime | None]:
+    """How many canaries of the tenant a store holds, the highest sequence number, and the
+    newest write time (0, None, None when none survived)."""
+    if store == "elasticsearch":
+        return platform.cluster.canary_state(canary_index(tenant)) or (0, None, None)
+    return platform.db.canary_state(tenant.org_id, tenant.namespace)
+
+
+def newest_surviving(platform: Platform, tenants: list[Tenant]) -> dict[tuple[str, str], datetime | None]:
+    """The newest canary write found per (tenant, store): what RPO is measured from."""
+    return {(tenant.key, store): canary_state(platform, tenant, store)[2] for tenant in tenants for store in STORES}

@@ -1,20 +1,20 @@
 """When a drill step fails, find out why, the way the runbook's troubleshooting does: is
 MinIO reachable, does Elasticsearch answer, does ``pg_isready`` answer, can the platform's
-user read ``tenant_containers``. Every probe is bounded by a short timeout."""
+user read ``tenant_containers``. Every probe is bounded by a short timeout and goes through
+the service's adapter."""
 
 from __future__ import annotations
 
-import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from drdrill.adapters.postgres import TENANT_TABLE, find_client
-from drdrill.errors import BackupIntegrityError, DecryptionError, DrdrillError, ServiceError
-from drdrill.stack.services import probe_elasticsearch, probe_minio
+from drdrill.adapters.postgres import TENANT_TABLE
+from drdrill.errors import BackupIntegrityError, DecryptionError
 
 if TYPE_CHECKING:
-    from drdrill.drill.target import DrillTarget
-    from drdrill.platform import Platform
+    from drdrill.adapters.platform import Platform
+    from drdrill.targets.base import DrillTarget
 
 PROBE_TIMEOUT_S = 3
 
@@ -34,36 +34,36 @@ class Diagnosis:
     cause: str
     proof: str
     probes: list[Probe] = field(default_factory=list)
+    # The probe that named the cause (None: the cause is the failure itself, e.g. a bad backup).
+    failed_probe: Probe | None = None
 
     @property
     def text(self) -> str:
         return f"{self.cause} (proved by: {self.proof})"
 
 
+def _process(target: DrillTarget | None, service: str, label: str) -> list[Probe]:
+    if target is None:
+        return []
+    state = target.process_state(service)
+    return [Probe(f"{label} process", state in ("running", "n/a"), state)]
+
+
 def _minio(platform: Platform, target: DrillTarget | None) -> list[Probe]:
-    ok, state = probe_minio(platform.store.endpoint)
+    ok, state = platform.store.probe(PROBE_TIMEOUT_S)
     probes = [Probe(f"MinIO health at {platform.store.endpoint}/minio/health/ready", ok, state)]
-    if target is not None:
-        probes.append(Probe("MinIO process", target.process_state("minio") == "running",
-                            target.process_state("minio")))
+    probes += _process(target, "minio", "MinIO")
     if ok:
-        try:
-            next(iter(platform.store.list("metadata/")), None)
-            probes.append(Probe(f"list bucket {platform.store.bucket} with the platform's credentials", True, "ok"))
-        except ServiceError as exc:
-            probes.append(Probe(f"list bucket {platform.store.bucket} with the platform's credentials", False,
-                                exc.message))
+        listed, result = platform.store.can_list()
+        probes.append(Probe(f"list bucket {platform.store.bucket} with the platform's credentials", listed, result))
     return probes
 
 
 def _elasticsearch(platform: Platform, target: DrillTarget | None) -> list[Probe]:
     """Most specific first: a dead or paused process, then a shard Elasticsearch cannot place
     (its own explanation, e.g. a disk watermark), then overall health."""
-    probes = []
-    if target is not None:
-        state = target.process_state("elasticsearch")
-        probes.append(Probe("Elasticsearch process", state == "running", state))
-    ok, health = probe_elasticsearch(platform.cluster.url)
+    probes = _process(target, "elasticsearch", "Elasticsearch")
+    ok, health = platform.cluster.probe(PROBE_TIMEOUT_S)
     if health.startswith("cluster health"):  # it answered: ask why anything is unassigned
         problem = platform.cluster.allocation_problem()
         probes.append(Probe("every shard can be allocated (_cluster/allocation/explain)", problem is None,
@@ -74,33 +74,17 @@ def _elasticsearch(platform: Platform, target: DrillTarget | None) -> list[Probe
 
 def _postgres(platform: Platform, target: DrillTarget | None) -> list[Probe]:
     conn = platform.db.conn
-    probes = []
-    try:
-        result = subprocess.run([find_client("pg_isready", platform.db.bindir), "-h", conn.host, "-p",
-                                 str(conn.port), "-t", str(PROBE_TIMEOUT_S)],
-                                capture_output=True, text=True, timeout=PROBE_TIMEOUT_S + 2, check=False)
-        ready = result.returncode == 0
-        probes.append(Probe(f"pg_isready -h {conn.host} -p {conn.port}", ready,
-                            result.stdout.strip() or f"exit {result.returncode}"))
-    except (subprocess.TimeoutExpired, DrdrillError) as exc:
-        ready = False
-        probes.append(Probe(f"pg_isready -h {conn.host} -p {conn.port}", False, str(exc)))
-    if target is not None:
-        probes.append(Probe("PostgreSQL process", target.process_state("postgres") == "running",
-                            target.process_state("postgres")))
+    ready, state = platform.db.pg_isready(PROBE_TIMEOUT_S)
+    probes = [Probe(f"pg_isready -h {conn.host} -p {conn.port}", ready, state)]
+    probes += _process(target, "postgres", "PostgreSQL")
     if ready:
-        check = f"{conn.user} can read {TENANT_TABLE} (SELECT * ... LIMIT 1)"
-        try:
-            with platform.db.connect() as db:
-                db.execute(f"SELECT * FROM {TENANT_TABLE} LIMIT 1")  # noqa: S608 - constant name
-            probes.append(Probe(check, True, "ok"))
-        except ServiceError as exc:
-            probes.append(Probe(check, False, exc.message))
-        except Exception as exc:  # psycopg's errors: permission denied, missing table
-            text = " ".join(str(exc).split())[:200]
-            # A table that is not there yet is where a restore stands, not why it failed.
-            probes.append(Probe(check, "does not exist" in text, text))
+        readable, result = platform.db.can_read(TENANT_TABLE)
+        probes.append(Probe(f"{conn.user} can read {TENANT_TABLE} (SELECT * ... LIMIT 1)", readable, result))
     return probes
+
+
+PROBE_GROUPS: tuple[Callable[[Platform, DrillTarget | None], list[Probe]], ...] = (_minio, _elasticsearch,
+                                                                                   _postgres)
 
 
 def diagnose(platform: Platform | None, target: DrillTarget | None, phase: str, exc: BaseException) -> Diagnosis:
@@ -110,7 +94,7 @@ def diagnose(platform: Platform | None, target: DrillTarget | None, phase: str, 
     if platform is None:
         return Diagnosis(message, "no platform to probe")
     probes: list[Probe] = []
-    for group in (_minio, _elasticsearch, _postgres):
+    for group in PROBE_GROUPS:
         try:
             probes += group(platform, target)
         except Exception as probe_exc:  # a probe must never mask the failure it investigates
@@ -123,5 +107,5 @@ def diagnose(platform: Platform | None, target: DrillTarget | None, phase: str, 
     failing = next((p for p in probes if not p.ok), None)
     if failing is not None:
         return Diagnosis(f"{failing.check.split(' at ')[0].split(' (')[0]} failed: {failing.result}",
-                         f"{failing.check} -> {failing.result}", probes)
+                         f"{failing.check} -> {failing.result}", probes, failing)
     return Diagnosis(message, f"{phase} step; MinIO, Elasticsearch and PostgreSQL all answered", probes)

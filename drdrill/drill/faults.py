@@ -16,14 +16,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from psycopg import sql
-
-from drdrill import layout
-from drdrill.adapters.postgres import TENANT_TABLE
-from drdrill.adapters.s3 import ObjectStore
+from drdrill.adapters.postgres import PgConn
+from drdrill.core import layout
+from drdrill.core.layout import Tenant
 from drdrill.drill.restore import newest_dump
-from drdrill.errors import HarnessError, UsageError
-from drdrill.layout import Tenant
+from drdrill.errors import UsageError
+from drdrill.stack.readiness import wait_for
 
 if TYPE_CHECKING:
     from drdrill.drill.session import Drill
@@ -61,10 +59,10 @@ def minio_hangs(drill: Drill) -> None:
 
 
 def minio_rejects_credentials(drill: Drill) -> None:
-    """The platform's S3 credentials were rotated without updating the restore side."""
-    store = drill.platform.store
-    drill.platform.store = ObjectStore(store.endpoint, store._access_key, secrets.token_urlsafe(16), store.bucket,
-                                       read_timeout_s=drill.settings.request_timeout_s)
+    """MinIO's key was rotated and the platform still holds the old one: every client that
+    uses the platform's credentials (drdrill's restore included) is refused."""
+    drill.target.rotate_store_credentials()
+    drill.reconnect()
 
 
 def dump_corrupted(drill: Drill) -> None:
@@ -75,12 +73,17 @@ def dump_corrupted(drill: Drill) -> None:
 
 
 def dump_truncated(drill: Drill) -> None:
-    """Half the dump, and no checksum record: as an interrupted upload by the platform's own
-    scripts (which write none) would leave it."""
+    """Half the dump under the platform script's name and no checksum record: what an
+    interrupted run of the platform's own job (which writes none) leaves behind."""
     key = _newest_all_dump(drill)
-    data = drill.platform.store.get_bytes(key)
-    drill.platform.store.put_bytes(key, data[: (len(data) // 2) // 16 * 16])
-    drill.platform.store.delete([layout.checksum_key(key)])
+    store = drill.platform.store
+    dump = layout.parse_metadata_key(key)
+    assert dump is not None
+    script_key = layout.metadata_key(dump.scope, dump.taken_at, script_naming=True)
+    drill.target.track_written(keys=[script_key])
+    data = store.get_bytes(key)
+    store.put_bytes(script_key, data[: (len(data) // 2) // 16 * 16])
+    store.delete([key, layout.checksum_key(key)])
 
 
 def dump_deleted(drill: Drill) -> None:
@@ -163,34 +166,27 @@ def disk_full(drill: Drill) -> None:
     only applies them once it has collected disk usage, so a probe index confirms the fault
     is in force before the drill goes on (bounded wait)."""
     cluster = drill.platform.cluster
-    cluster.client.cluster.put_settings(persistent={
-        "cluster.routing.allocation.disk.threshold_enabled": True,
-        "cluster.routing.allocation.disk.watermark.low": "3pb",
-        "cluster.routing.allocation.disk.watermark.high": "2pb",
-        "cluster.routing.allocation.disk.watermark.flood_stage": "1pb",
-    })
+    cluster.set_disk_watermarks(low="3pb", high="2pb", flood="1pb")
     probe = "drdrill-disk-full-probe"
-    deadline = time.monotonic() + 60
+
+    def in_force() -> tuple[bool, str]:
+        cluster.delete_indices(probe)
+        cluster.create_index(probe, wait_for_active_shards="0")
+        time.sleep(1)
+        health = cluster.indices(probe).get(probe)
+        return bool(health and health.health == "red"), f"a new index is {health.health if health else 'missing'}"
     try:
-        while time.monotonic() < deadline:
-            cluster.client.indices.create(index=probe, wait_for_active_shards="0",
-                                          settings={"number_of_shards": 1, "number_of_replicas": 0})
-            time.sleep(1)
-            if cluster.indices(probe).get(probe) and cluster.indices(probe)[probe].health == "red":
-                return
-            cluster.delete_indices(probe)
-        raise HarnessError("the disk-full fault did not take effect within 60s")
+        wait_for("the disk-full fault", in_force, timeout_s=60, interval_s=0)
     finally:
         cluster.delete_indices(probe)
 
 
 def snapshot_cannot_complete(drill: Drill, tenant: Tenant) -> None:
-    """An index of the tenant whose primary can never be assigned: its snapshot cannot be
-    complete (PARTIAL with partial snapshots allowed, refused otherwise)."""
-    drill.platform.cluster.client.indices.create(
-        index=f"{tenant.index_prefix}unassigned", wait_for_active_shards="0",
-        settings={"number_of_shards": 1, "number_of_replicas": 0,
-                  "index.routing.allocation.require._name": "no-such-node"})
+    """An index of the tenant (it has its row) whose primary can never be assigned: its
+    snapshot cannot be complete (PARTIAL with partial snapshots allowed, refused otherwise)."""
+    index = f"{tenant.index_prefix}unassigned"
+    drill.platform.cluster.create_unassignable_index(index)
+    drill.platform.db.add_container_row(tenant.org_id, tenant.namespace, "unassigned", index)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -200,33 +196,32 @@ def postgres_down(drill: Drill) -> None:
     drill.target.signal_service("postgres", signal.SIGKILL)
 
 
-def _as_admin(drill: Drill, statement: sql.Composable) -> None:
-    import psycopg
+def postgres_hangs_during_backup(drill: Drill) -> None:
+    """Armed: PostgreSQL is paused (SIGSTOP) while the nightly backup runs. Every wait on it
+    is bounded, so the backup fails within the drill's budget instead of hanging."""
+    drill.arm("backup", lambda: drill.target.signal_service("postgres", signal.SIGSTOP))
 
+
+def _admin(drill: Drill) -> PgConn:
     admin = drill.platform.admin
     if admin is None:
         raise UsageError("this fault needs the target's admin credentials")
-    with psycopg.connect(**admin.kwargs(), autocommit=True) as conn:  # type: ignore[arg-type]
-        conn.execute(statement)
+    return admin
 
 
 def password_changed(drill: Drill) -> None:
-    user = drill.platform.db.conn.user
-    _as_admin(drill, sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user),
-                                                                 sql.Literal(secrets.token_urlsafe(16))))
+    db = drill.platform.db
+    db.set_password(_admin(drill), db.conn.user, secrets.token_urlsafe(16))
 
 
 def login_revoked(drill: Drill) -> None:
-    _as_admin(drill, sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(drill.platform.db.conn.user)))
+    drill.platform.db.revoke_login(_admin(drill), drill.platform.db.conn.user)
 
 
 def table_unreadable(drill: Drill) -> None:
     """Armed for verification: after the restore, tenant_containers changes owner and the
     platform's user loses every right on it (a DBA's migration gone wrong)."""
-    def strike() -> None:
-        _as_admin(drill, sql.SQL("ALTER TABLE {} OWNER TO {}").format(
-            sql.Identifier(TENANT_TABLE), sql.Identifier(drill.platform.admin.user)))  # type: ignore[union-attr]
-    drill.arm("verify", strike)
+    drill.arm("verify", lambda: drill.platform.db.take_table_away(_admin(drill)))
 
 
 SIMPLE_FAULTS: dict[str, Callable[[Drill], None]] = {
@@ -244,6 +239,7 @@ SIMPLE_FAULTS: dict[str, Callable[[Drill], None]] = {
     "Elasticsearch will be killed during the snapshot restore": elasticsearch_killed_during_restore,
     "the disk of Elasticsearch is full": disk_full,
     "PostgreSQL goes down": postgres_down,
+    "PostgreSQL hangs during the nightly backup": postgres_hangs_during_backup,
     "the platform user's database password was changed": password_changed,
     "the platform user may no longer log in to PostgreSQL": login_revoked,
     "the platform user will lose its rights on tenant_containers": table_unreadable,

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from drdrill import __version__
-from drdrill.core.objectives import Objectives, Verdict, forecast_rto, judge
+from drdrill.adapters.crypto import RECOMMENDED_PBKDF2_ITERATIONS
+from drdrill.core.objectives import Objectives, Verdict, forecast_rto, judge, judge_expected_failure, judge_run
 from drdrill.core.report import (
     Achieved,
     Evidence,
@@ -24,7 +25,7 @@ from drdrill.core.report import (
     Weakness,
 )
 from drdrill.core.timeline import Timeline
-from drdrill.drill.session import DrillOutcome
+from drdrill.drill.measurement import DrillOutcome
 
 FORECAST_TARGET_BYTES = 100 * 1024**3  # "at 100 GiB this recovery would take about ..."
 
@@ -49,11 +50,17 @@ def operator_name() -> str:
         return "unknown"
 
 
-def scenario_verdict(outcome: DrillOutcome) -> Verdict:
+def scenario_verdict(outcome: DrillOutcome, scenario: Scenario | None) -> Verdict:
+    """The core's judge, fed with what this scenario established and how its steps went."""
+    steps_passed = scenario is not None and scenario.status == "passed"
+    if outcome.expected_failure:
+        return judge_expected_failure(
+            failed=any(p.kind == "failed" for p in outcome.problems), expectation_checked=outcome.expectation_checked,
+            steps_passed=steps_passed, harness_error=outcome.harness_error)
     verified = bool(outcome.checks) and all(c.passed for c in outcome.checks) and not any(
         p.kind == "failed" for p in outcome.problems)
     return judge(outcome.objectives, outcome.rto_seconds, outcome.rpo.worst if outcome.rpo else None, verified,
-                 uncertain=outcome.uncertain, harness_error=outcome.harness_error)
+                 uncertain=outcome.uncertain, harness_error=outcome.harness_error, steps_passed=steps_passed)
 
 
 def _worst(values: list[float | None]) -> float | None:
@@ -64,25 +71,19 @@ def _worst(values: list[float | None]) -> float | None:
 
 def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
                  scenarios: list[Scenario] | None = None, extra_problems: list[Problem] | None = None) -> Report:
-    verdicts = [scenario_verdict(o) for o in outcomes]
-    problems = [p for o in outcomes for p in o.problems] + list(extra_problems or [])
-    reasons = [f"{o.scenario}: {r}" for o, v in zip(outcomes, verdicts, strict=True) for r in v.reasons]
-    if run.incomplete or any(v.status == "error" for v in verdicts) or any(p.kind == "error" for p in problems):
-        status = "error"
-    elif not outcomes:
-        status, reasons = "error", ["no drill scenario ran"]
-    elif any(v.status == "failed" for v in verdicts) or any(p.kind == "failed" for p in problems):
-        status = "failed"
-    else:
-        status = "passed"
-    if scenarios and any(s.status == "failed" for s in scenarios) and status == "passed":
-        status = "failed"  # a scenario step failed outside a measured phase: never a pass
-        reasons.append("a scenario step failed")
-    evidence = _evidence(outcomes)
-    evidence.notes["scenario_verdicts"] = {
-        o.scenario: {"verdict": v.status, "reasons": v.reasons,
-                     "problems": [{"phase": p.phase, "kind": p.kind, "diagnosis": p.diagnosis} for p in o.problems]}
-        for o, v in zip(outcomes, verdicts, strict=True)}
+    """The report model; every verdict in it is the core judge's."""
+    by_name = {s.name: s for s in scenarios or []}
+    judged: list[tuple[str, Verdict]] = []
+    for outcome in outcomes:
+        scenario = by_name.get(outcome.scenario)
+        verdict = scenario_verdict(outcome, scenario)
+        judged.append((outcome.scenario, verdict))
+        if scenario is not None:
+            scenario.verdict, scenario.verdict_reasons = verdict.status, list(verdict.reasons)
+            scenario.expected_failure = outcome.expected_failure
+    extra = list(extra_problems or [])
+    verdict = judge_run(judged, errors=[p.summary for p in extra if p.kind == "error"],
+                        failures=[p.summary for p in extra if p.kind == "failed"], incomplete=run.incomplete)
     return Report(
         drill_id=run.drill_id, target=run.target, started_at=run.started_at, finished_at=run.finished_at,
         objectives=run.objectives,
@@ -91,10 +92,10 @@ def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
             rpo_seconds=_worst([o.rpo.worst if o.rpo else None for o in outcomes]),
             backup_exposure_seconds=_worst([o.exposure_seconds for o in outcomes]),
         ),
-        verdict=status, verdict_reasons=reasons, phases=list(timeline.phases), events=list(timeline.events),
-        tenants=_tenant_results(outcomes), evidence=evidence, problems=problems,
-        weaknesses=_weaknesses(outcomes), scenarios=list(scenarios or []), forecast=_forecast(outcomes),
-        incomplete=run.incomplete,
+        verdict=verdict.status, verdict_reasons=verdict.reasons, phases=list(timeline.phases),
+        events=list(timeline.events), tenants=_tenant_results(outcomes), evidence=_evidence(outcomes),
+        problems=[p for o in outcomes for p in o.problems] + extra, weaknesses=_weaknesses(outcomes),
+        scenarios=list(scenarios or []), forecast=_forecast(outcomes), incomplete=run.incomplete,
     )
 
 
@@ -129,6 +130,7 @@ def _evidence(outcomes: list[DrillOutcome]) -> Evidence:
     shards = []
     for outcome in outcomes:
         evidence.versions.update(outcome.versions)
+        evidence.notes.update(outcome.notes)
         if outcome.recovery_throttle is not None:
             evidence.notes["indices.recovery.max_bytes_per_sec"] = outcome.recovery_throttle
         for restore in outcome.snapshot_restores:
@@ -193,7 +195,8 @@ def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
                 found["kdf"] = Weakness(
                     f"metadata dumps are encrypted with {meta.kdf}, the runbook's `openssl enc -k` default: one "
                     "hash round turns the password into the key, so a stolen dump is cheap to brute-force",
-                    "encrypt with `openssl enc -aes-256-cbc -pbkdf2 -iter 600000` (drdrill backup --pbkdf2)")
+                    f"encrypt with `openssl enc -aes-256-cbc -pbkdf2 -iter {RECOMMENDED_PBKDF2_ITERATIONS}` "
+                    f"(drdrill backup --pbkdf2 uses {RECOMMENDED_PBKDF2_ITERATIONS} iterations)")
             if not meta.checksum_verified:
                 found["checksum"] = Weakness(
                     f"{meta.key} had no checksum record: tampering or truncation is only caught by decryption "

@@ -3,29 +3,29 @@ write the report, and map the verdict to the exit status."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
-import sys
 import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drdrill.config import Paths, StackSettings
+from drdrill.config import DrillSettings, Paths, StackSettings, check_stack_name, load_settings
 from drdrill.core.durations import parse_duration
+from drdrill.core.objectives import Verdict
 from drdrill.core.report import Problem, Report
-from drdrill.drill.bdd import DrillPlugin, RunContext
+from drdrill.drill.bdd import DrillPlugin, RunContext, align_cucumber
+from drdrill.drill.features import default_features, feature_files, load_features
 from drdrill.drill.reporting import RunInfo, build_report
-from drdrill.drill.session import DrillSettings
-from drdrill.drill.target import LocalDrillTarget, unavailable_target
-from drdrill.errors import EXIT_HARNESS, EXIT_USAGE, UsageError
+from drdrill.errors import EXIT_USAGE, UsageError
+from drdrill.targets import check_destruction_allowed, make_target
+from drdrill.targets.base import DrillTarget
 
 log = logging.getLogger(__name__)
 
-STEPS_MODULES = ("steps.drill_steps", "steps.fault_steps")
 BINDING_MODULE = "test_drill.py"
 
 
@@ -46,68 +46,6 @@ class RunResult:
     report: Report | None
     report_dir: Path | None
     exit_status: int
-
-
-def _feature_files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(path.rglob("*.feature"))
-            if not found:
-                raise UsageError(f"{path}: no .feature files in this directory")
-            files += found
-        elif path.is_file():
-            if path.suffix != ".feature":
-                raise UsageError(f"{path}: not a .feature file", hint="give Gherkin feature files or directories")
-            files.append(path)
-        else:
-            raise UsageError(f"{path}: no such feature file or directory")
-    return files
-
-
-def default_features(project_dir: Path) -> list[Path]:
-    """The runbook drills: every feature under features/ except the fault catalogue, whose
-    scenarios end in a failed recovery by design."""
-    root = project_dir / "features"
-    files = [f for f in _feature_files([root]) if "faults" not in f.relative_to(root).parts]
-    if not files:
-        raise UsageError(f"{root}: no runbook feature files", hint="name feature files on the command line")
-    return files
-
-
-def validate_features(files: list[Path], project_dir: Path) -> None:
-    """Parse every feature and match every step against the step library before anything is
-    started: a typo must cost a one-line error, not a stack start-up and a failed drill.
-
-    Uses pytest-bdd's parser and step registry (pinned version, see pyproject.toml)."""
-    from pytest_bdd.exceptions import FeatureError
-    from pytest_bdd.feature import get_feature
-    from pytest_bdd.steps import step_function_context_registry
-
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
-    try:
-        for module in STEPS_MODULES:
-            importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"step library {exc.name} not found under {project_dir}",
-                         hint="run drdrill from the project directory (it holds steps/)") from exc
-    contexts = list(step_function_context_registry.values())
-    for file in files:
-        try:
-            feature = get_feature(str(file.parent), file.name)
-        except (FeatureError, Exception) as exc:  # the Gherkin parser raises several types
-            first = " ".join(str(exc).split())[:200]
-            raise UsageError(f"{file}: not a valid feature file: {first}",
-                             hint="check the Gherkin syntax (Feature:, Scenario:, Given/When/Then)") from exc
-        if not feature.scenarios:
-            raise UsageError(f"{file}: the feature has no scenario")
-        for scenario in feature.scenarios.values():
-            for step in scenario.steps:
-                if not any(c.type == step.type and c.parser.is_matching(step.name) for c in contexts):
-                    raise UsageError(f"{file}:{step.line_number}: no step definition matches "
-                                     f"'{step.keyword} {step.name}'",
-                                     hint="see the step library in steps/drill_steps.py for the known steps")
 
 
 def _objective_overrides(rto: str | None, rpo: str | None) -> dict[str, float]:
@@ -137,25 +75,26 @@ def _check_report_dir(report_dir: Path) -> None:
 
 def run(request: RunRequest, paths: Paths, stack_settings: StackSettings, progress=None) -> RunResult:
     from drdrill.report_writer import write_report
-    from drdrill.stack.local import LocalStack
 
-    files = _feature_files(request.feature_paths) if request.feature_paths else default_features(request.project_dir)
+    chosen = feature_files(request.feature_paths) if request.feature_paths else None
     overrides = _objective_overrides(request.rto, request.rpo)
-    if request.target != "local":
-        raise unavailable_target(request.target)
+    if request.stack is not None:
+        check_stack_name(request.stack, "--stack")
     drill_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     reports_root = request.project_dir / "reports"
     report_dir = request.report_dir or reports_root / drill_id
     _check_report_dir(report_dir)
-    validate_features(files, request.project_dir)
+    loaded = load_features(chosen, request.project_dir) if chosen is not None else \
+        default_features(request.project_dir, request.target)
+    files = [f.path for f in loaded]
     settings = _settings(request)
 
+    target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack)
+    destructive = [f.path.name for f in loaded if f.destructive]
+    if destructive:
+        check_destruction_allowed(target, destructive)
     if request.stack is not None:
-        stack = LocalStack(paths, stack_settings, stack_name=request.stack)
-        target = LocalDrillTarget(stack, owned=False)
         _check_existing_store(target)
-    else:
-        target = LocalDrillTarget(LocalStack(paths, stack_settings, stack_name=f"drill-{drill_id}"), owned=True)
     ctx = RunContext(drill_id=drill_id, target=target, settings=settings,
                      objective_overrides=overrides, progress=progress)
     ctx.settings.objectives = ctx.objectives()
@@ -198,24 +137,24 @@ def run(request: RunRequest, paths: Paths, stack_settings: StackSettings, progre
     report = build_report(RunInfo(drill_id, request.target, started, datetime.now(UTC), ctx.settings.objectives,
                                   incomplete=interrupted), ctx.outcomes, ctx.timeline, ctx.scenarios,
                           extra_problems=ctx.problems)
-    write_report(report, report_dir, history_path=report_dir.parent / "history.jsonl", cucumber_json=cucumber)
-    status = {"passed": 0, "failed": 1, "error": EXIT_HARNESS}[report.verdict]
-    if ctx.usage_errors:
-        status = EXIT_USAGE
+    write_report(report, report_dir, history_path=report_dir.parent / "history.jsonl",
+                 cucumber_json=align_cucumber(cucumber, report.scenarios))
+    status = EXIT_USAGE if ctx.usage_errors else Verdict(report.verdict, report.verdict_reasons).exit_status
     return RunResult(report, report_dir, status)
 
 
 def _finish_target(ctx: RunContext) -> None:
-    """Check the backup store kept what it had before the run, then stop the target; the
-    stop runs even when the check fails."""
+    """Undo faults, remove what the run created, check that what existed before the run is
+    unchanged, then stop the target; the stop runs even when the check fails."""
     try:
         if ctx.target_started:
+            ctx.target.undo_faults()
+            ctx.target.cleanup()
             altered = ctx.target.altered_protected()
             if altered:
                 ctx.problems.append(Problem(
-                    None, "error", f"{len(altered)} backup object(s) that existed before the drill changed",
-                    "drdrill must never alter what it did not create: this is a bug", {"keys": altered[:20]}))
-            ctx.target.cleanup()
+                    None, "error", f"{len(altered)} object(s) that existed before the drill changed",
+                    "drdrill must never alter what it did not create: this is a bug", {"altered": altered[:20]}))
     except Exception as exc:
         ctx.problems.append(Problem("stop-target", "error", f"could not check or clean the backup store: {exc}"))
     finally:
@@ -226,17 +165,15 @@ def _finish_target(ctx: RunContext) -> None:
 
 
 def _settings(request: RunRequest) -> DrillSettings:
-    from drdrill.drill.config_file import load_settings
-
     path = request.config or request.project_dir / "drdrill.toml"
     if request.config is None and not path.exists():
         return DrillSettings()
     return load_settings(path)
 
 
-def _check_existing_store(target: LocalDrillTarget) -> None:
+def _check_existing_store(target: DrillTarget) -> None:
     """Drilling on an existing stack: its backup store must be the platform's layout."""
-    from drdrill.layout import validate_bucket_layout
+    from drdrill.core.layout import validate_bucket_layout
 
     store = target.platform(request_timeout_s=10).store  # raises StackNotUp when it is not running
     problems = validate_bucket_layout(o.key for o in store.list(""))
@@ -269,4 +206,7 @@ def _pytest(project_dir: Path, cucumber_path: Path, plugin: DrillPlugin) -> int:
     ]
     from drdrill.drill import bdd
 
-    return int(pytest.main(args, plugins=[plugin, bdd]))
+    with warnings.catch_warnings():
+        # Gherkin tags become pytest marks: a team's own tags are theirs to choose.
+        warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
+        return int(pytest.main(args, plugins=[plugin, bdd]))

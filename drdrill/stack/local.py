@@ -22,7 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from drdrill.adapters.postgres import PgConn
 from drdrill.config import Paths, StackSettings, es_major
 from drdrill.errors import StackError, StackNotUp
 from drdrill.provision.elasticsearch import ensure_elasticsearch
@@ -67,7 +69,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _write_private_json(path: Path, data: dict[str, object]) -> None:
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -80,11 +82,10 @@ class LocalStack:
 
     name = "local"
 
-    def __init__(self, paths: Paths, settings: StackSettings, *, stack_name: str = "default",
-                 workdir: Path | None = None) -> None:
+    def __init__(self, paths: Paths, settings: StackSettings, *, stack_name: str = "default") -> None:
         self.paths, self.settings = paths, settings
         self.stack_name = stack_name
-        self.workdir = workdir or paths.stack_dir(stack_name)
+        self.workdir = paths.stack_dir(stack_name)  # validates the name: one safe path segment
 
     @property
     def state_path(self) -> Path:
@@ -94,7 +95,10 @@ class LocalStack:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.parent.mkdir(parents=True, exist_ok=True)
+        if self.workdir.exists() or self.workdir.is_symlink():
+            self.paths.check_stack_dir(self.workdir)
+        self.workdir.mkdir(exist_ok=True)
         os.chmod(self.workdir, 0o711)  # services (another user) traverse into their own dirs
         with open(self.workdir / ".lock", "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -103,7 +107,7 @@ class LocalStack:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _read_state(self) -> dict[str, object] | None:
+    def _read_state(self) -> dict[str, Any] | None:
         try:
             return json.loads(self.state_path.read_text())
         except FileNotFoundError:
@@ -112,10 +116,10 @@ class LocalStack:
             raise StackError(f"stack state {self.state_path} is unreadable: {exc}",
                              hint="run `drdrill stack down` to clean up, then `up` again") from exc
 
-    def _records(self, state: dict[str, object] | None) -> list[process.ProcessRecord]:
+    def _records(self, state: dict[str, Any] | None) -> list[process.ProcessRecord]:
         if not state:
             return []
-        return [process.ProcessRecord.from_dict(r) for r in state.get("processes", [])]  # type: ignore[union-attr]
+        return [process.ProcessRecord.from_dict(r) for r in state.get("processes", [])]
 
     # --- provisioning ------------------------------------------------------------------
 
@@ -139,7 +143,7 @@ class LocalStack:
             if state and any(process.is_running(r) for r in self._records(state)):
                 if self._all_healthy(state):
                     log.info("stack %s is already up", self.stack_name)
-                    return Endpoints.from_dict(state["endpoints"])  # type: ignore[arg-type]
+                    return Endpoints.from_dict(state["endpoints"])
                 log.warning("stack %s is half up from an earlier run: stopping it first", self.stack_name)
                 self._stop_all(state)
             started = time.monotonic()
@@ -149,15 +153,15 @@ class LocalStack:
             return endpoints
 
     def _build_services(
-        self, prov: Provisioned, previous: dict[str, object] | None = None
+        self, prov: Provisioned, previous: dict[str, Any] | None = None
     ) -> tuple[ElasticsearchService, MinioService, PostgresService]:
         """Fresh ports and credentials, or (``previous`` state) the same ones again: a
         redeployed service must be reachable where clients already point."""
         ports: dict[str, dict[str, int]] = {}
         ep: Endpoints | None = None
         if previous:
-            ports = {k: v for k, v in previous.get("services", {}).items()}  # type: ignore[union-attr]
-            ep = Endpoints.from_dict(previous["endpoints"])  # type: ignore[arg-type]
+            ports = {k: v for k, v in previous.get("services", {}).items()}
+            ep = Endpoints.from_dict(previous["endpoints"])
 
         def port(service: str, key: str = "port") -> int:
             known = ports.get(service, {}).get(key)
@@ -184,7 +188,7 @@ class LocalStack:
     def _start(self, prov: Provisioned) -> Endpoints:
         es, minio, pg = self._build_services(prov)
         services: list[LocalService] = [es, minio, pg]
-        state: dict[str, object] = {
+        state: dict[str, Any] = {
             "stack": self.stack_name,
             "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "settings": {"es_version": self.settings.es_version, "minio_version": self.settings.minio_version,
@@ -220,7 +224,7 @@ class LocalStack:
         _write_private_json(self.state_path, state)
         return endpoints
 
-    def _launch(self, svc: LocalService, user: ServiceUser | None, state: dict[str, object],
+    def _launch(self, svc: LocalService, user: ServiceUser | None, state: dict[str, Any],
                 records: list[process.ProcessRecord]) -> subprocess.Popen[bytes]:
         """Start one service and record it in the state file at once, so that a crash of the
         harness right after this still leaves ``down`` able to stop it."""
@@ -229,7 +233,7 @@ class LocalStack:
                                       user=user, stop_signal=svc.stop_signal)
         records.append(record)
         state["processes"] = [r.to_dict() for r in records]
-        state.setdefault("services", {})[svc.name] = self._service_info(svc)  # type: ignore[index]
+        state.setdefault("services", {})[svc.name] = self._service_info(svc)
         _write_private_json(self.state_path, state)
         return popen
 
@@ -240,8 +244,8 @@ class LocalStack:
         return svc.after_ready()
 
     @staticmethod
-    def _service_info(svc: LocalService) -> dict[str, object]:
-        info: dict[str, object] = {"port": svc.port, "log": str(svc.log_path)}
+    def _service_info(svc: LocalService) -> dict[str, Any]:
+        info: dict[str, Any] = {"port": svc.port, "log": str(svc.log_path)}
         if isinstance(svc, ElasticsearchService):
             info["transport_port"] = svc.transport_port
         return info
@@ -283,12 +287,30 @@ class LocalStack:
                 if wipe or not svc.root.exists():
                     svc.prepare()
                 popens[svc.name] = self._launch(svc, prov.user, state, records)
-            endpoints = Endpoints.from_dict(state["endpoints"])  # type: ignore[arg-type]
+            endpoints = Endpoints.from_dict(state["endpoints"])
             for svc in chosen:
                 endpoints.versions.update(self._await_ready(svc, popens[svc.name]))
             state["endpoints"] = endpoints.to_dict()
             _write_private_json(self.state_path, state)
             return endpoints
+
+    def rotate_minio_secret(self) -> None:
+        """A real credential rotation that every client sees: MinIO restarts on its data with a
+        root secret nobody holds. The recorded credentials stay the platform's (now stale)
+        ones; :meth:`redeploy` of ``minio`` puts them back."""
+        with self._locked():
+            state = self._read_state()
+            if not state or "endpoints" not in state:
+                raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
+            prov = self.provision()
+            minio = next(svc for svc in self._build_services(prov, state) if isinstance(svc, MinioService))
+            minio.secret_key = secrets.token_urlsafe(24)
+            for old in self._records(state):
+                if old.service == minio.name:
+                    process.stop(old, self.settings.stop_timeout_s)
+            records = [r for r in self._records(state) if r.service != minio.name]
+            popen = self._launch(minio, prov.user, state, records)
+            self._await_ready(minio, popen)
 
     def redeploy_hooks(self, services: list[str]) -> None:
         """Re-run the services' idempotent set-up (role, password, bucket) without restarting."""
@@ -315,10 +337,10 @@ class LocalStack:
                 return process.state(record)
         return "not running"
 
-    def _all_healthy(self, state: dict[str, object]) -> bool:
+    def _all_healthy(self, state: dict[str, Any]) -> bool:
         return all(row["healthy"] for row in self._service_rows(state))
 
-    def _stop_all(self, state: dict[str, object] | None) -> list[str]:
+    def _stop_all(self, state: dict[str, Any] | None) -> list[str]:
         stopped = []
         # Reverse start order: PostgreSQL and MinIO stop fast, Elasticsearch last.
         for record in reversed(self._records(state)):
@@ -332,21 +354,21 @@ class LocalStack:
         """Stop every process ``up`` started (and only those); returns the services stopped."""
         with self._locked():
             stopped = self._stop_all(self._read_state())
-        if purge:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if purge and self.workdir.exists():
+            shutil.rmtree(self.paths.check_stack_dir(self.workdir), ignore_errors=True)
         return stopped
 
     def endpoints(self) -> Endpoints:
         state = self._read_state()
         if not state or "endpoints" not in state:
             raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
-        return Endpoints.from_dict(state["endpoints"])  # type: ignore[arg-type]
+        return Endpoints.from_dict(state["endpoints"])
 
-    def _service_rows(self, state: dict[str, object]) -> list[dict[str, object]]:
+    def _service_rows(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []
         services = state.get("services", {})
         for record in self._records(state):
-            info = services.get(record.service, {})  # type: ignore[union-attr]
+            info = services.get(record.service, {})
             running = process.is_running(record)
             healthy, detail = False, "not running"
             if running:
@@ -355,7 +377,7 @@ class LocalStack:
                          "running": running, "healthy": healthy, "detail": detail, "log": info.get("log")})
         return rows
 
-    def _probe(self, service: str, port: int, state: dict[str, object]) -> tuple[bool, str]:
+    def _probe(self, service: str, port: int, state: dict[str, Any]) -> tuple[bool, str]:
         url = f"http://127.0.0.1:{port}"
         try:
             if service == "elasticsearch":
@@ -363,15 +385,13 @@ class LocalStack:
             if service == "minio":
                 return probe_minio(url)
             if service == "postgres" and state.get("endpoints"):
-                ep = Endpoints.from_dict(state["endpoints"])  # type: ignore[arg-type]
-                return probe_postgres({"host": "127.0.0.1", "port": port, "user": ep.pg_admin_user,
-                                       "password": ep.pg_admin_password, "dbname": "postgres",
-                                       "connect_timeout": 3})
+                ep = Endpoints.from_dict(state["endpoints"])
+                return probe_postgres(PgConn("127.0.0.1", port, "postgres", ep.pg_admin_user, ep.pg_admin_password))
             return False, "starting"
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> dict[str, Any]:
         state = self._read_state()
         if not state:
             return {"stack": self.stack_name, "workdir": str(self.workdir), "up": False, "services": []}
@@ -380,6 +400,6 @@ class LocalStack:
             "stack": self.stack_name, "workdir": str(self.workdir),
             "up": bool(rows) and all(r["healthy"] for r in rows) and "endpoints" in state,
             "created_at": state.get("created_at"), "settings": state.get("settings"),
-            "versions": (state.get("endpoints") or {}).get("versions", {}),  # type: ignore[union-attr]
+            "versions": (state.get("endpoints") or {}).get("versions", {}),
             "services": rows,
         }

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -38,12 +39,12 @@ class ProcessRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> ProcessRecord:
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessRecord:
         return cls(
             service=str(data["service"]),
-            pid=int(data["pid"]),  # type: ignore[call-overload]
-            create_time=float(data["create_time"]),  # type: ignore[arg-type]
-            stop_signal=int(data.get("stop_signal", signal.SIGTERM)),  # type: ignore[call-overload]
+            pid=int(data["pid"]),
+            create_time=float(data["create_time"]),
+            stop_signal=int(data.get("stop_signal", signal.SIGTERM)),
         )
 
 
@@ -89,11 +90,20 @@ def _leader(record: ProcessRecord) -> psutil.Process | None:
 
 
 def members(record: ProcessRecord) -> list[psutil.Process]:
-    """Every live process of the service's process group, also when its leader is gone.
+    """Every live process of the service: its process group (also when its leader is gone) and
+    the leader's descendants, which may have left the group (PostgreSQL's backends each call
+    setsid(): pausing only the group would leave open connections answering).
 
     A member must have been created no earlier than the leader, which rules out an unrelated
     group that happens to reuse the number."""
     found: list[psutil.Process] = []
+    leader = _leader(record)
+    if leader is not None:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            for child in leader.children(recursive=True):
+                with contextlib.suppress(ProcessLookupError):
+                    if os.getpgid(child.pid) != record.pid:
+                        found.append(child)
     for proc in psutil.process_iter(["pid", "create_time", "status"]):
         try:
             if proc.info["status"] == psutil.STATUS_ZOMBIE:

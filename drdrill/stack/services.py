@@ -7,21 +7,22 @@ Constructors only remember their arguments; ``prepare`` creates directories and 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from drdrill.adapters.s3 import probe_minio
 from drdrill.errors import ServiceError
 from drdrill.provision.common import tail_text
 from drdrill.provision.java import JavaRuntime
 from drdrill.provision.users import ServiceUser
+
+if TYPE_CHECKING:
+    from drdrill.adapters.postgres import PgConn
 
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
@@ -35,40 +36,20 @@ def _chown_tree(root: Path, user: ServiceUser | None) -> None:
             os.lchown(os.path.join(dirpath, name), user.uid, user.gid)
 
 
-def _http_json(url: str, timeout_s: float = 2.0) -> dict[str, object]:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - loopback http only
-        return json.loads(response.read())
-
-
 def probe_elasticsearch(url: str) -> tuple[bool, str]:
+    from drdrill.adapters.elasticsearch import SearchCluster  # the client is heavy: import on use
+
+    cluster = SearchCluster(url, request_timeout_s=2)
     try:
-        health = _http_json(f"{url}/_cluster/health")
-    except (urllib.error.URLError, OSError) as exc:
-        return False, f"HTTP {url} not answering ({getattr(exc, 'reason', exc)})"
-    status = str(health.get("status"))
-    return status in ("green", "yellow"), f"cluster health {status}"
+        return cluster.probe(2)
+    finally:
+        cluster.close()
 
 
-def probe_minio(url: str) -> tuple[bool, str]:
-    try:
-        with urllib.request.urlopen(f"{url}/minio/health/ready", timeout=2) as response:  # noqa: S310
-            return response.status == 200, f"health/ready HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return False, f"health/ready HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return False, f"{url} not answering ({getattr(exc, 'reason', exc)})"
+def probe_postgres(conn: PgConn) -> tuple[bool, str]:
+    from drdrill.adapters.postgres import MetadataDb
 
-
-def probe_postgres(conninfo: dict[str, object]) -> tuple[bool, str]:
-    import psycopg  # imported on use: keeps `drdrill --help` fast
-
-    try:
-        with psycopg.connect(**conninfo) as conn:  # type: ignore[arg-type]
-            conn.execute("SELECT 1")
-        return True, "accepting connections"
-    except psycopg.OperationalError as exc:
-        text = str(exc).strip()
-        return False, text.splitlines()[-1] if text else "connection refused"
+    return MetadataDb(conn).probe()
 
 
 class LocalService(ABC):
@@ -166,10 +147,13 @@ class ElasticsearchService(LocalService):
         return probe_elasticsearch(self.url)
 
     def after_ready(self) -> dict[str, str]:
-        # The integ-test distribution has no ``GET /`` (the rest-root module is not in it).
-        nodes = _http_json(f"{self.url}/_nodes/_local?filter_path=nodes.*.version").get("nodes", {})
-        versions = [str(node.get("version")) for node in nodes.values()] if isinstance(nodes, dict) else []
-        return {"elasticsearch": versions[0] if versions else "unknown"}
+        from drdrill.adapters.elasticsearch import SearchCluster
+
+        cluster = SearchCluster(self.url, request_timeout_s=10)
+        try:
+            return {"elasticsearch": cluster.version()}
+        finally:
+            cluster.close()
 
 
 class MinioService(LocalService):
@@ -235,9 +219,11 @@ class PostgresService(LocalService):
     def data_dir(self) -> Path:
         return self.root / "data"
 
-    def _admin_conninfo(self, dbname: str = "postgres") -> dict[str, object]:
-        return {"host": "127.0.0.1", "port": self.port, "user": self.admin_user,
-                "password": self.admin_password, "dbname": dbname, "connect_timeout": 3}
+    @property
+    def admin(self) -> PgConn:
+        from drdrill.adapters.postgres import PgConn
+
+        return PgConn("127.0.0.1", self.port, "postgres", self.admin_user, self.admin_password)
 
     def prepare(self) -> None:
         super().prepare()
@@ -272,23 +258,17 @@ class PostgresService(LocalService):
         return argv, dict(BASE_ENV)
 
     def probe(self) -> tuple[bool, str]:
-        return probe_postgres(self._admin_conninfo())
+        return probe_postgres(self.admin)
 
     def after_ready(self) -> dict[str, str]:
         """Idempotent, so a restart (not only a first start) also puts the platform's role,
         password, login right and database back as the runbook expects them."""
-        import psycopg
-        from psycopg import sql
+        from drdrill.adapters.postgres import MetadataDb, PgConn
 
-        with psycopg.connect(**self._admin_conninfo(), autocommit=True) as conn:  # type: ignore[arg-type]
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.db_user,)).fetchone():
-                conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(self.db_user), sql.Literal(self.db_password)))
-            else:
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(self.db_user), sql.Literal(self.db_password)))
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(self.database), sql.Identifier(self.db_user)))
-            version = conn.execute("SHOW server_version").fetchone()
-        return {"postgres": str(version[0]) if version else "unknown"}
+        admin = self.admin
+        platform_db = MetadataDb(PgConn("127.0.0.1", self.port, self.database, self.db_user, self.db_password),
+                                 bindir=self.bindir)
+        platform_db.set_password(admin, self.db_user, self.db_password)
+        if self.database not in platform_db.databases(admin):
+            platform_db.create_database(admin, self.database)
+        return {"postgres": MetadataDb(admin).server_version()}

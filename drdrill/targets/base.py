@@ -1,11 +1,16 @@
-"""What every target hands to backups, restores and verification: service endpoints."""
+"""What every target hands to backups, restores and verification (service endpoints), and the
+one interface every drill target implements."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from drdrill.adapters.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class Endpoints:
             },
             "postgres": {
                 "dsn": self.pg_dsn,
+                # A role that may create databases: a local stack standing in for staging.
+                "admin_dsn": self.pg_admin_dsn(self.pg_database),
                 "host": self.pg_host,
                 "port": self.pg_port,
                 "database": self.pg_database,
@@ -68,16 +75,45 @@ class Endpoints:
         values = dict(data)
         root = values.get("es_repo_root")
         values["es_repo_root"] = Path(str(root)) if root else None
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # the JSON stack.json was written from
 
 
-class Target(Protocol):
-    """A place to run a drill. Constructors do no I/O; ``up`` does."""
+SITE_SERVICES = ["elasticsearch", "postgres"]  # MinIO is the off-site backup store: it survives
+
+
+class DrillTarget(Protocol):
+    """Where a drill runs: the platform's services, and how a disaster, a redeployment and
+    faults are done there. Constructors do no I/O; :meth:`start` does."""
 
     name: str
+    # Backup-store keys (and their ETags) that existed before the run: never altered.
+    protected: dict[str, str]
 
-    def up(self) -> Endpoints: ...
+    def start(self) -> object: ...
 
-    def down(self) -> None: ...
+    def platform(self, *, request_timeout_s: float = 60) -> Platform: ...
 
-    def status(self) -> dict[str, object]: ...
+    def destroy(self, services: list[str]) -> list[str]: ...
+
+    def redeploy(self, services: list[str]) -> object: ...
+
+    def process_state(self, service: str) -> str: ...
+
+    def signal_service(self, service: str, signum: int) -> None: ...
+
+    def rotate_store_credentials(self) -> None:
+        """The object store stops accepting the credentials the platform holds (a rotated key)."""
+
+    def heal(self) -> None:
+        """Make the target whole again between scenarios (services up, platform empty)."""
+
+    def undo_faults(self) -> None:
+        """Put back what fault injection changed (paused services, rotated keys), keeping data."""
+
+    def track_written(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> None: ...
+
+    def altered_protected(self) -> list[str]: ...
+
+    def cleanup(self) -> None: ...
+
+    def stop(self) -> None: ...

@@ -13,6 +13,12 @@ Feature: Faults of the nightly backup job
     Then the recovery fails in phase "backup"
     And the diagnosis names "MinIO"
 
+  Scenario: PostgreSQL hangs during the nightly backup
+    Given PostgreSQL hangs during the nightly backup
+    And the nightly backup has run
+    Then the recovery fails in phase "backup"
+    And the diagnosis names "pg_isready"
+
   Scenario: A snapshot cannot complete because an index has no primary shard
     Given tenant "org1/ns1"'s snapshot cannot complete
     And the nightly backup has run
@@ -24,4 +30,4 @@ Feature: Faults of the nightly backup job
     And Elasticsearch and PostgreSQL are redeployed
     And the metadata database is restored from the newest dump in metadata/all
     Then the recovery fails in phase "restore-metadata"
-    And the diagnosis names "no metadata dump"
+    And the diagnosis names "no complete metadata dump"

@@ -28,7 +28,7 @@ Feature: Damaged, missing or mismatched backups
     When the newest metadata dump is deleted
     And the metadata database is restored from the newest dump in metadata/all
     Then the recovery fails in phase "restore-metadata"
-    And the diagnosis names "no metadata dump"
+    And the diagnosis names "no complete metadata dump"
 
   Scenario: The checksum record was altered
     When the checksum record of the newest metadata dump is altered

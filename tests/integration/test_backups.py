@@ -22,10 +22,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from drdrill import catalog, crypto, layout, repo_sync
+from drdrill.adapters import crypto
+from drdrill.adapters.platform import Platform
 from drdrill.adapters.postgres import TENANT_TABLE
 from drdrill.adapters.s3 import ObjectStore
-from drdrill.backup import (
+from drdrill.backups import catalog, repo_sync
+from drdrill.backups.prune import apply_retention, drdrill_snapshots
+from drdrill.backups.seed import documents, index_names, seed_tenant
+from drdrill.backups.take import (
     SnapshotBackup,
     backup_metadata,
     backup_repository_location,
@@ -33,12 +37,11 @@ from drdrill.backup import (
     backup_snapshot,
     register_backup_repository,
 )
-from drdrill.housekeeping import apply_retention
-from drdrill.layout import Tenant
-from drdrill.platform import Platform
+from drdrill.config import DataSpec
+from drdrill.core import layout
+from drdrill.core.layout import Tenant, TenantIndices
+from drdrill.core.retention import RecoveryPoint, plan_retention
 from drdrill.provision.postgres import find_pg_bindir
-from drdrill.retention import RecoveryPoint, plan_retention
-from drdrill.seed import DataSpec, documents, index_names, seed_tenant
 from drdrill.targets.base import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -87,6 +90,24 @@ def add_documents(platform: Platform, index: str, night: int, count: int) -> Non
         operations += [{"index": {"_index": index, "_id": f"night{night}-{n}"}}, {"night": night, "seq": n}]
     result = platform.cluster.client.bulk(operations=operations, refresh=True)
     assert not result["errors"], result
+
+
+def snapshot(platform: Platform, tenant: Tenant, at: datetime) -> SnapshotBackup:
+    """The tenant's snapshot, its indices by the platform's own rows."""
+    return backup_snapshot(platform, tenant, at, TenantIndices(platform.db.containers_index_names()))
+
+
+def points_of(platform: Platform, tenant: Tenant) -> list[RecoveryPoint]:
+    """The tenant's recovery points, drdrill's known by their tags (as ``backups prune`` reads them)."""
+    tagged = {(tenant.key, name) for name in drdrill_snapshots(platform, tenant)}
+    return [p for p in catalog.recovery_points(platform.store, [tenant], tagged_snapshots=tagged)
+            if in_scope(p, tenant)]
+
+
+def deletions(plan) -> tuple[list[tuple[str, str]], list[str]]:
+    """(snapshots as (tenant, name), object keys) that a retention plan deletes."""
+    return (sorted((p.scope, p.name_or_key) for p in plan.delete if p.kind == "snapshot"),
+            sorted(k for p in plan.delete for k in p.object_keys))
 
 
 def in_scope(point: RecoveryPoint, tenant: Tenant) -> bool:
@@ -225,9 +246,7 @@ def seed(platform: Platform) -> Iterator[Callable[[Tenant], dict[str, int]]]:
     for tenant in seeded:
         delete_tenant_indices(platform, tenant)
         platform.cluster.delete_repository(tenant.repository_name)
-        with platform.db.connect() as conn:
-            conn.execute(f"DELETE FROM {TENANT_TABLE} WHERE org_id = %s AND namespace = %s",
-                         (tenant.org_id, tenant.namespace))
+        platform.db.delete_tenant_rows(tenant.org_id, tenant.namespace)
 
 
 @pytest.fixture
@@ -307,7 +326,7 @@ def test_each_tenant_prefix_restores_on_a_fresh_cluster_from_minio_alone(platfor
     tenants = [Tenant(f"o{unique}", "ns1"), Tenant(f"o{unique}", "ns2")]
     seeded = {tenant: seed(tenant) for tenant in tenants}
     at = fresh_at()
-    snaps = {tenant: backup_snapshot(platform, tenant, at) for tenant in tenants}
+    snaps = {tenant: snapshot(platform, tenant, at) for tenant in tenants}
 
     fresh = Platform.from_endpoints(fresh_endpoints, pg_bindir=find_pg_bindir())
     try:
@@ -405,7 +424,7 @@ def _nightly_backups(platform: Platform, tenant: Tenant, counts: dict[str, int],
     for number, at in enumerate(nights, 1):
         add_documents(platform, growing, number, 5)
         counts[growing] += 5
-        snaps[at] = backup_snapshot(platform, tenant, at)
+        snaps[at] = snapshot(platform, tenant, at)
         assert snaps[at].complete and snaps[at].snapshot == layout.snapshot_name(at)
         dump = backup_metadata(platform, tenant.org_id, PASSWORD, at)
         dump_keys[at] = (dump.key, dump.checksum_key)
@@ -437,15 +456,15 @@ def test_retention_over_a_simulated_fortnight_on_the_real_store(platform, seed, 
     foreign_listed = {k: v for k, v in listing(platform.store, org_prefix).items() if k in foreign}
     assert set(foreign_listed) == set(foreign)
 
-    points = [p for p in catalog.recovery_points(platform.store, [tenant]) if in_scope(p, tenant)]
+    points = points_of(platform, tenant)
     assert sorted(p.name_or_key for p in points if p.kind == "snapshot") == [layout.snapshot_name(at) for at in nights]
     assert sorted(p.name_or_key for p in points if p.kind == "metadata") == sorted(
         [dump_keys[at][0] for at in nights] + [platform_dump])
     assert [p.created_by_drdrill for p in points if p.name_or_key == platform_dump] == [False]
 
     plan = plan_retention(points, now=base + timedelta(days=14, hours=1), keep_days=7)
-    assert sorted(plan.snapshots_to_delete()) == [(tenant.key, layout.snapshot_name(at)) for at in old]
-    assert sorted(plan.object_keys_to_delete()) == sorted(k for at in old for k in dump_keys[at])
+    assert deletions(plan) == ([(tenant.key, layout.snapshot_name(at)) for at in old],
+                               sorted(k for at in old for k in dump_keys[at]))
     deleted = apply_retention(platform, plan)
     assert len(deleted) == 2 * len(old)
 
@@ -480,11 +499,11 @@ def test_retention_keeps_the_newest_complete_backup_when_all_are_older_than_the_
     nights = [base + timedelta(days=n) for n in range(1, 4)]
     snaps, dump_keys, expected = _nightly_backups(platform, tenant, counts, nights)
 
-    points = [p for p in catalog.recovery_points(platform.store, [tenant]) if in_scope(p, tenant)]
+    points = points_of(platform, tenant)
     assert len(points) == 2 * len(nights)
     plan = plan_retention(points, now=nights[-1] + timedelta(days=30), keep_days=7)
-    assert sorted(plan.snapshots_to_delete()) == [(tenant.key, layout.snapshot_name(at)) for at in nights[:-1]]
-    assert sorted(plan.object_keys_to_delete()) == sorted(k for at in nights[:-1] for k in dump_keys[at])
+    assert deletions(plan) == ([(tenant.key, layout.snapshot_name(at)) for at in nights[:-1]],
+                               sorted(k for at in nights[:-1] for k in dump_keys[at]))
     kept = {point.name_or_key: reason for point, reason in plan.keep}
     assert set(kept) == {layout.snapshot_name(nights[-1]), dump_keys[nights[-1]][0]}
     assert all("newest complete" in reason for reason in kept.values())
@@ -536,7 +555,7 @@ def test_cli_backups_list_backup_without_password_and_prune_dry_run(platform, se
     tenant = Tenant(f"o{unique}", "ns1")
     seed(tenant)
     # Two nights, both older than the 7-day window: a prune would delete the first only.
-    snaps = [backup_snapshot(platform, tenant, at) for at in (nightly(20), nightly(19))]
+    snaps = [snapshot(platform, tenant, at) for at in (nightly(20), nightly(19))]
 
     listed = run_cli("backups", "list", "--stack", stack, "--json")
     assert listed.returncode == 0, listed.stderr
@@ -561,3 +580,59 @@ def test_cli_backups_list_backup_without_password_and_prune_dry_run(platform, se
     assert listing(platform.store) == before
     assert [s.uuid for s in catalog.tenant_snapshots(platform.store, tenant)] == [s.uuid for s in snaps]
     assert [s.name for s in platform.cluster.snapshots(tenant.repository_name)] == [s.snapshot for s in snaps]
+
+
+# --- 7. a tenant's backup holds its indices and no other tenant's ---------------------------
+
+
+def test_a_tenant_backup_holds_exactly_its_own_indices(platform, seed, unique, session_stack):
+    """Regression: with tenants org/ns1 and org/ns1-x, the snapshot under org/ns1/ held
+    org-ns1-x-data-*: indices were selected by the pattern ``org-ns1-*``. They are selected by
+    the platform's own map (tenant_containers rows) now."""
+    tenant, neighbour = Tenant(f"o{unique}", "ns1"), Tenant(f"o{unique}", "ns1-x")
+    seed(tenant)
+    seed(neighbour)
+    env = {**os.environ, PASSWORD_ENV: PASSWORD.decode()}
+    result = subprocess.run([sys.executable, "-m", "drdrill", "backup", "--stack", session_stack.stack_name,
+                             "--tenant", tenant.key, "--es-only", "--json"],
+                            capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    [snap] = json.loads(result.stdout)["snapshots"]
+    assert sorted(snap["indices"]) == index_names(tenant, SPEC)
+    # What the store itself says the snapshot holds, read by a client of its own.
+    [entry] = catalog.tenant_snapshots(new_store(session_stack.endpoints()), tenant)
+    assert list(entry.indices) == index_names(tenant, SPEC)
+    assert not any(i.startswith(neighbour.index_prefix) for i in entry.indices)
+
+
+def test_an_index_claimed_by_two_tenants_is_refused_before_any_backup(platform, seed, unique, session_stack):
+    tenant, other = Tenant(f"o{unique}", "ns1"), Tenant(f"o{unique}", "ns2")
+    seed(tenant)
+    seed(other)
+    stolen = index_names(tenant, SPEC)[0]
+    platform.db.add_container_row(other.org_id, other.namespace, "stolen", stolen)
+    before = listing(platform.store)
+    result = run_cli("backup", "--stack", session_stack.stack_name, "--tenant", tenant.key, "--es-only")
+    assert result.returncode == 2, result.stderr
+    assert stolen in result.stderr and "claimed by both" in result.stderr
+    assert listing(platform.store) == before
+
+
+def test_the_restore_refuses_a_snapshot_holding_another_tenants_index(platform, seed, unique):
+    """The restore's foreign-index check asks the same map: a repository that holds another
+    tenant's index (a mis-pathed backup job) is refused before anything is restored."""
+    from drdrill.drill.restore import restore_tenant
+    from drdrill.errors import RestoreFailed
+
+    tenant, other = Tenant(f"o{unique}", "ns1"), Tenant(f"o{unique}", "ns1-x")
+    seed(tenant)
+    seed(other)
+    owners = TenantIndices(platform.db.containers_index_names())
+    # The job wrote ns1-x's indices into ns1's path.
+    repository = register_backup_repository(platform, tenant)
+    info = platform.cluster.create_snapshot(repository, "misplaced", owners.indices_of(other), TIMEOUT_S)
+    assert info.complete
+    repo_sync.publish(platform.store, backup_repository_location(platform, tenant), tenant.repo_prefix)
+    with pytest.raises(RestoreFailed, match="another tenant"):
+        restore_tenant(platform, tenant, f"t{unique}", owners, timeout_s=TIMEOUT_S)
+    assert set(platform.cluster.indices_named(owners.indices_of(other))) == set(owners.indices_of(other))

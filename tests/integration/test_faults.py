@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from drdrill import layout
 from drdrill.adapters.s3 import ObjectStore
 from drdrill.config import stack_settings_from_env
+from drdrill.core import layout
 from drdrill.stack.local import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,7 +73,7 @@ def fault_run(paths, tmp_path_factory):
         new_stacks = set(paths.stacks_dir.iterdir()) - stacks_before
         report = json.loads((report_dir / "report.json").read_text())
         yield {"result": result, "report": report, "before": before, "after": after, "elapsed": elapsed,
-               "new_stacks": new_stacks}
+               "new_stacks": new_stacks, "report_dir": report_dir}
     finally:
         stack.down(purge=True)
 
@@ -82,13 +82,26 @@ def test_the_catalogue_has_at_least_20_faults():
     assert len(expected_matrix()) >= 20
 
 
-def test_no_fault_ever_passes(fault_run):
+def test_a_healthy_catalogue_is_a_passing_gate(fault_run):
+    """Every fault failed the recovery exactly as its scenario said (phase and diagnosis): the
+    run passes, like a strict xfail, and each scenario says "expected failure, diagnosed"."""
     result, report = fault_run["result"], fault_run["report"]
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert report["verdict"] == "failed"
-    verdicts = report["evidence"]["notes"]["scenario_verdicts"]
-    assert set(verdicts) == set(expected_matrix())
-    assert all(v["verdict"] in ("failed", "error") for v in verdicts.values()), verdicts
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert report["verdict"] == "passed", report["verdict_reasons"]
+    scenarios = {s["name"]: s for s in report["scenarios"]}
+    assert set(scenarios) == set(expected_matrix())
+    for name, scenario in scenarios.items():
+        assert scenario["expected_failure"] and scenario["verdict"] == "passed", name
+        assert scenario["verdict_reasons"] == ["expected failure, diagnosed"], name
+
+
+def _problems(report: dict, scenario: str) -> list[dict]:
+    return [p for p in report["problems"] if (p.get("evidence") or {}).get("scenario") == scenario]
+
+
+def _diagnosis_text(problem: dict) -> str:
+    probe = (problem.get("evidence") or {}).get("failed_probe") or {}
+    return " ".join(filter(None, [problem.get("diagnosis"), probe.get("check"), probe.get("result")])).lower()
 
 
 @pytest.mark.parametrize("scenario", sorted(expected_matrix()))
@@ -96,14 +109,53 @@ def test_fault_is_diagnosed_in_its_phase(fault_run, scenario):
     kind, phase, words = expected_matrix()[scenario]
     report = fault_run["report"]
     status = {s["name"]: s for s in report["scenarios"]}[scenario]
-    failed_steps = [(s["text"], s["error"]) for s in status["steps"] if s["status"] != "passed"]
+    failed_steps = [(s["text"], s["error"]) for s in status["steps"] if s["status"] in ("failed", "undefined")]
     assert status["status"] == "passed", failed_steps
-    problems = report["evidence"]["notes"]["scenario_verdicts"][scenario]["problems"]
-    matching = [p for p in problems if p["kind"] == kind and p["phase"] == phase]
-    assert matching, problems
-    if words:
-        assert any(words.lower() in (p["diagnosis"] or "").lower() or words.lower() in json.dumps(p).lower()
-                   for p in matching), matching
+    matching = [p for p in _problems(report, scenario) if p["kind"] == kind and p["phase"] == phase]
+    assert matching, _problems(report, scenario)
+    assert words, f"{scenario}: every fault scenario asserts its diagnosis"
+    # The diagnosis itself (and the probe that proved it), not the error message.
+    assert any(words.lower() in _diagnosis_text(p) for p in matching), matching
+
+
+def test_steps_after_the_expected_failure_are_skipped_in_every_format(fault_run):
+    """Steps the drill did not carry out are "skipped" in report.json, junit.xml and
+    cucumber.json: never "passed"."""
+    import xml.etree.ElementTree as ET
+
+    report, report_dir = fault_run["report"], fault_run["report_dir"]
+    scenarios = {s["name"]: s for s in report["scenarios"]}
+    # The failure is this scenario's last action: nothing after it to skip.
+    assert "skipped" not in [s["status"] for s in scenarios["MinIO is down during the nightly backup"]["steps"]]
+    # Elasticsearch is down before its restore step: the restore is skipped, not passed.
+    name = "Elasticsearch is down when the snapshots are restored"
+    assert [s["text"] for s in scenarios[name]["steps"] if s["status"] == "skipped"] == [
+        "And every tenant's snapshot is restored from MinIO"]
+
+    junit = ET.parse(report_dir / "junit.xml").getroot()
+    cases = {tc.get("name"): tc for tc in junit.iter("testcase") if tc.get("classname") == f"drdrill.step.{name}"}
+    assert cases["And every tenant's snapshot is restored from MinIO"].find("skipped") is not None
+    assert cases["When Elasticsearch goes down"].find("skipped") is None
+
+    cucumber = json.loads((report_dir / "cucumber.json").read_text())
+    elements = {e["name"]: e for f in cucumber for e in f["elements"]}
+    steps = {s["name"]: s["result"]["status"] for s in elements[name]["steps"]}
+    assert steps["every tenant's snapshot is restored from MinIO"] == "skipped"
+    assert steps["Elasticsearch goes down"] == "passed"
+
+
+def test_a_fault_diagnosed_otherwise_fails_the_gate(session_stack, tmp_path):
+    """The catalogue is a gate: a fault whose diagnosis no longer matches fails the run (exit 1)."""
+    feature = tmp_path / "altered.feature"
+    feature.write_text((FAULTS / "backup_job.feature").read_text().split("  Scenario: A snapshot")[0]
+                       .replace('the diagnosis names "MinIO"', 'the diagnosis names "PostgreSQL password"'))
+    result = subprocess.run(
+        [sys.executable, "-m", "drdrill", "-q", "run", str(feature), "--stack", session_stack.stack_name,
+         "--report-dir", str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    [scenario] = report["scenarios"]
+    assert scenario["verdict"] == "failed" and "not in the expected phase" in scenario["verdict_reasons"][0]
 
 
 def test_backups_that_existed_before_are_unchanged(fault_run):

@@ -104,3 +104,40 @@ def test_cli_up_json_status_down(paths):
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
     again = subprocess.run([*cli, "status", "--name", name], capture_output=True, text=True)
     assert again.returncode == 1 and "down" in again.stdout
+
+
+@pytest.mark.parametrize("name", ["{victim}", "..", "", ".", "../../x", "a/b"])
+def test_a_stack_name_is_never_a_path(paths, tmp_path, name):
+    """Regression: `stack down --name /some/dir --purge` deleted that directory, and up/down
+    changed its mode. Every spelling that leaves the stacks directory is refused (exit 2, the
+    value named) before anything is touched."""
+    victim = tmp_path / "precious"
+    victim.mkdir()
+    (victim / "data").write_text("keep me")
+    victim.chmod(0o750)
+    value = name.format(victim=victim)
+    for command in (["down", "--purge"], ["up"], ["status"]):
+        result = subprocess.run([sys.executable, "-m", "drdrill", "stack", *command, "--name", value],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        assert repr(value) in result.stderr and "Traceback" not in result.stderr
+    assert (victim / "data").read_text() == "keep me"
+    assert victim.stat().st_mode & 0o777 == 0o750
+    assert not (paths.state_dir / "x").exists()
+
+
+def test_a_link_planted_in_the_stacks_directory_is_not_followed(paths, tmp_path):
+    victim = tmp_path / "precious"
+    victim.mkdir()
+    (victim / "data").write_text("keep me")
+    paths.stacks_dir.mkdir(parents=True, exist_ok=True)
+    link = paths.stacks_dir / f"pytest-link-{uuid.uuid4().hex[:6]}"
+    link.symlink_to(victim)
+    try:
+        result = subprocess.run([sys.executable, "-m", "drdrill", "stack", "down", "--purge", "--name", link.name],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "outside" in result.stderr
+        assert (victim / "data").read_text() == "keep me"
+    finally:
+        link.unlink()

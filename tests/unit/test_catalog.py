@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drdrill import catalog, layout
 from drdrill.adapters.s3 import ObjectInfo
-from drdrill.catalog import SnapshotEntry, parse_generation, parse_repository_data
+from drdrill.backups import catalog
+from drdrill.backups.catalog import SnapshotEntry, parse_generation, parse_repository_data
+from drdrill.core import layout
+from drdrill.core.layout import Tenant
 from drdrill.errors import BackupIntegrityError, ServiceError
-from drdrill.layout import Tenant
 
 # An index-0 blob exactly as Elasticsearch 9 wrote it (captured from a real `fs` repository).
 REAL_INDEX_0 = (
@@ -172,8 +173,12 @@ def test_generation_of_the_wrong_length_is_an_integrity_error(raw):
 class MemoryStore:
     """The part of ObjectStore the catalog uses."""
 
-    def __init__(self, objects: dict[str, bytes]) -> None:
+    def __init__(self, objects: dict[str, bytes], tags: dict[str, dict[str, str]] | None = None) -> None:
         self.objects = dict(objects)
+        self.object_tags = dict(tags or {})
+
+    def tags(self, key: str) -> dict[str, str]:
+        return self.object_tags.get(key, {})
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for key in sorted(self.objects):
@@ -238,7 +243,7 @@ def test_discover_tenants_and_metadata_entries():
         unchecked: b"Salted__y",
         platform_dump: b"Salted__z", layout.checksum_key(platform_dump): b"sum",
         "metadata/org1/someone_elses_dump.sql.enc": b"?",
-    })
+    }, tags={ours: {"created-by": "drdrill"}, unchecked: {"created-by": "drdrill"}})
     assert catalog.discover_tenants(store) == [Tenant("org1", "ns1"), Tenant("org2", "ns7")]
     entries = {e.key: e for e in catalog.metadata_entries(store)}
     assert set(entries) == {ours, unchecked, platform_dump}
@@ -247,10 +252,18 @@ def test_discover_tenants_and_metadata_entries():
     assert entries[platform_dump].drdrill_naming is False
     assert [e.key for e in catalog.metadata_entries(store, "org1")] == [platform_dump, ours]
 
-    points = {p.name_or_key: p for p in catalog.recovery_points(store, [TENANT])}
+    tagged = {(TENANT.key, "drdrill-20261101t020000z")}
+    points = {p.name_or_key: p for p in catalog.recovery_points(store, [TENANT], tagged_snapshots=tagged)}
     assert points["drdrill-20261101t020000z"].taken_at == datetime(2026, 11, 1, 2, 0, tzinfo=UTC)  # from the name
+    assert points["drdrill-20261101t020000z"].created_by_drdrill
+    # drdrill's naming without drdrill's tag: somebody else's, never deleted.
     assert points["drdrill-20261102t020000z"].complete is False
+    assert not points["drdrill-20261102t020000z"].created_by_drdrill
     assert points[ours].created_by_drdrill and points[ours].complete
     assert points[ours].extra_keys == (layout.checksum_key(ours),)
+    # drdrill's name and tag, but no checksum record: an interrupted drdrill backup.
     assert not points[unchecked].complete and points[unchecked].extra_keys == ()
-    assert not points[platform_dump].created_by_drdrill
+    assert not points[platform_dump].created_by_drdrill and points[platform_dump].complete
+
+    untagged = MemoryStore(store.objects)  # the same objects, nobody's tags
+    assert not any(p.created_by_drdrill for p in catalog.recovery_points(untagged, [TENANT]))

@@ -1,4 +1,4 @@
-"""drdrill.crypto against the `openssl` command line as the independent reference.
+"""drdrill.adapters.crypto against the `openssl` command line as the independent reference.
 
 Passwords reach openssl through ``-pass env:VAR`` / ``-pass file:PATH``; only
 ``test_runbook_command_with_literal_k`` uses ``-k`` (the runbook's exact command) with a
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from drdrill.crypto import (
+from drdrill.adapters.crypto import (
     CHUNK_SIZE,
     RUNBOOK_DEFAULT,
     HashingWriter,
@@ -32,8 +32,6 @@ from drdrill.crypto import (
     encrypt_file,
     encrypt_stream,
     read_password,
-    sha256_file,
-    sha256_stream,
 )
 from drdrill.errors import DecryptionError, PasswordSourceError, UsageError
 
@@ -45,7 +43,7 @@ SALT = bytes.fromhex("0123456789abcdef")
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 
-# The openssl options are spelled out independently of KdfSpec.openssl_args(), so the tests
+# The openssl options are spelled out independently of KdfSpec, so the tests
 # also check drdrill's idea of openssl's defaults (digest sha256, -iter 10000 with -pbkdf2).
 KDFS = [
     pytest.param(KdfSpec(md="md5"), ["-md", "md5"], id="md5"),
@@ -142,8 +140,6 @@ def test_known_answer_fixed_salt_matches_openssl_bytes(tmp_path, kdf, openssl_ar
 def test_derive_key_iv_and_openssl_args_match_openssl(kdf, openssl_args):
     key, iv = derive_key_iv(PASSWORD, SALT, kdf)
     assert (key.hex().upper(), iv.hex().upper()) == openssl_key_iv(openssl_args, SALT)
-    # KdfSpec.openssl_args() names the same derivation (used in hints and the benchmark).
-    assert openssl_key_iv(kdf.openssl_args(), SALT) == openssl_key_iv(openssl_args, SALT)
 
 
 @needs_openssl
@@ -352,16 +348,6 @@ def test_missing_input_and_output_dir_are_usage_errors(tmp_path):
 # --- checksums ------------------------------------------------------------------------------
 
 
-def test_sha256_helpers_agree_with_hashlib(tmp_path):
-    data = plaintext(2 * CHUNK_SIZE + 11)
-    (tmp_path / "f").write_bytes(data)
-    expected = hashlib.sha256(data).hexdigest()
-    assert sha256_file(tmp_path / "f") == expected
-    assert sha256_stream(io.BytesIO(data)) == expected
-    with pytest.raises(UsageError, match="input file not found"):
-        sha256_file(tmp_path / "missing")
-
-
 def test_hashing_writer_checksums_ciphertext_in_the_same_pass():
     sink = io.BytesIO()
     writer = HashingWriter(sink)
@@ -394,7 +380,7 @@ def test_kdfspec_validation_and_options():
     # Like `openssl enc`, -iter implies -pbkdf2.
     assert KdfSpec.from_options(iterations=1000) == KdfSpec(pbkdf2=True, iterations=1000)
     assert KdfSpec.from_options("md5") == KdfSpec(md="md5")
-    assert KdfSpec.from_options(pbkdf2=True).openssl_args() == ["-md", "sha256", "-pbkdf2", "-iter", "10000"]
+    assert KdfSpec.from_options(pbkdf2=True) == KdfSpec(pbkdf2=True, iterations=10000)  # openssl's -pbkdf2
 
 
 # --- password sources -----------------------------------------------------------------------
@@ -470,7 +456,7 @@ def test_password_needs_exactly_one_source(tmp_path, monkeypatch):
 _CHILD = textwrap.dedent(
     """
     import sys
-    from drdrill.crypto import decrypt_file, encrypt_file, read_password
+    from drdrill.adapters.crypto import decrypt_file, encrypt_file, read_password
     func = {"encrypt": encrypt_file, "decrypt": decrypt_file}[sys.argv[1]]
     func(sys.argv[2], sys.argv[3], read_password(sys.argv[4], None))
     # VmHWM is this process image's own peak RSS. getrusage's ru_maxrss is not: Linux carries
@@ -517,10 +503,15 @@ def test_large_file_streams_in_constant_memory(tmp_path):
     assert enc_peak - baseline < 48, f"encrypt grew {enc_peak - baseline:.0f} MiB over baseline"
 
     openssl_enc(["-d", "-salt", "-in", str(tmp_path / "big.sql.enc"), "-out", str(tmp_path / "ossl.sql")])
-    assert sha256_file(tmp_path / "ossl.sql") == expected
+    assert _sha256(tmp_path / "ossl.sql") == expected
     (tmp_path / "ossl.sql").unlink()
 
     dec_peak = _child_peak_rss_mib("decrypt", tmp_path / "big.sql.enc", tmp_path / "back.sql")
     assert dec_peak < 150, f"decrypt peak RSS {dec_peak:.0f} MiB for a {size_mib} MiB file"
     assert dec_peak - baseline < 48, f"decrypt grew {dec_peak - baseline:.0f} MiB over baseline"
-    assert sha256_file(tmp_path / "back.sql") == expected
+    assert _sha256(tmp_path / "back.sql") == expected
+
+
+def _sha256(path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from drdrill.adapters.crypto import KdfSpec
 from drdrill.core.clock import FakeClock
+from drdrill.core.layout import Tenant
 from drdrill.core.objectives import Objectives, achieved_rpo
+from drdrill.core.report import Scenario, Step
 from drdrill.core.timeline import Timeline
-from drdrill.crypto import KdfSpec
 from drdrill.drill import checks as chk
 from drdrill.drill.canary import CanaryLog
+from drdrill.drill.measurement import DrillOutcome
 from drdrill.drill.reporting import RunInfo, build_report, scenario_verdict
-from drdrill.drill.session import DrillOutcome
-from drdrill.layout import Tenant
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -57,60 +58,117 @@ def test_canary_log_windows_use_ack_for_lower_and_write_start_for_upper_bound():
     assert log.total("t", "missing") == 0
 
 
-def _outcome(*, checks, rto, rpo_worst_at=None, problems=()) -> DrillOutcome:
+def _outcome(*, checks, rto, rpo_worst_at=None, problems=(), scenario="s", expected_failure=False,
+             expectation_checked=False, harness_error=False) -> DrillOutcome:
     clock = FakeClock(T0)
     timeline = Timeline(clock)
     rpo = None
     if rpo_worst_at is not None:
         rpo = achieved_rpo(T0, {("o/n", "postgres"): rpo_worst_at}, canary_started_at=T0 - timedelta(hours=1))
     return DrillOutcome(
-        scenario="s", objectives=Objectives(60, 3600), timeline=timeline, problems=list(problems), checks=checks,
+        scenario=scenario, objectives=Objectives(60, 3600), timeline=timeline, problems=list(problems),
+        checks=checks,
         backup=None, metadata_restores=[], snapshot_restores=[], expected_docs={"o/n": {"o-n-a": 3}},
         rpo=rpo, rto_seconds=rto, exposure_seconds=None, tenants=[Tenant("o", "n")], kdf=KdfSpec(),
-        versions={}, harness_error=False, uncertain=False)
+        versions={}, harness_error=harness_error, uncertain=False, expected_failure=expected_failure,
+        expectation_checked=expectation_checked)
+
+
+def _ran(name="s", *statuses: str) -> Scenario:
+    steps = [Step(f"step {n}", status, line=n) for n, status in enumerate(statuses or ("passed",))]  # type: ignore[arg-type]
+    return Scenario(name, "failed" if any(s in ("failed", "undefined") for s in statuses) else "passed", steps)
+
+
+GOOD = [chk.Check("index o-n-a document count", True, "", "o/n", {"docs_expected": 3, "docs_restored": 3})]
 
 
 def test_scenario_verdict_is_never_passed_without_checks_or_measurements():
-    good = [chk.Check("index o-n-a document count", True, "", "o/n", {"docs_expected": 3, "docs_restored": 3})]
-    assert scenario_verdict(_outcome(checks=good, rto=10, rpo_worst_at=T0 - timedelta(seconds=5))).passed
-    assert scenario_verdict(_outcome(checks=[], rto=10, rpo_worst_at=T0)).status == "failed"
-    assert scenario_verdict(_outcome(checks=good, rto=None, rpo_worst_at=T0)).status == "failed"
-    assert scenario_verdict(_outcome(checks=good, rto=61, rpo_worst_at=T0)).status == "failed"
+    ran = _ran()
+    assert scenario_verdict(_outcome(checks=GOOD, rto=10, rpo_worst_at=T0 - timedelta(seconds=5)), ran).passed
+    assert scenario_verdict(_outcome(checks=[], rto=10, rpo_worst_at=T0), ran).status == "failed"
+    assert scenario_verdict(_outcome(checks=GOOD, rto=None, rpo_worst_at=T0), ran).status == "failed"
+    assert scenario_verdict(_outcome(checks=GOOD, rto=61, rpo_worst_at=T0), ran).status == "failed"
     bad = [chk.Check("index o-n-a document count", False, "", "o/n")]
-    assert scenario_verdict(_outcome(checks=bad, rto=10, rpo_worst_at=T0)).status == "failed"
+    assert scenario_verdict(_outcome(checks=bad, rto=10, rpo_worst_at=T0), ran).status == "failed"
+    # Everything measured fine, but a step failed (or was never recorded): not a pass.
+    fine = _outcome(checks=GOOD, rto=10, rpo_worst_at=T0 - timedelta(seconds=5))
+    assert scenario_verdict(fine, _ran("s", "passed", "failed")).status == "failed"
+    assert scenario_verdict(fine, None).status == "failed"
+    # Skipped steps are not failures, and not passes either: the judge sees no failed step.
+    assert scenario_verdict(fine, _ran("s", "passed", "skipped")).passed
+
+
+def test_expected_failure_passes_only_when_diagnosed_as_expected():
+    from drdrill.core.report import Problem
+
+    failed = [Problem("restore-metadata", "failed", "MinIO down", "MinIO health failed")]
+    diagnosed = _outcome(checks=[], rto=None, problems=failed, expected_failure=True, expectation_checked=True)
+    verdict = scenario_verdict(diagnosed, _ran("s", "passed", "skipped", "passed"))
+    assert verdict.passed and verdict.reasons == ["expected failure, diagnosed"]
+    # The diagnosis step failed: the failure was not the expected one.
+    assert scenario_verdict(diagnosed, _ran("s", "passed", "failed")).status == "failed"
+    # The recovery succeeded although it was expected to fail.
+    recovered = _outcome(checks=GOOD, rto=10, expected_failure=True, expectation_checked=True)
+    assert "did not" in scenario_verdict(recovered, _ran()).reasons[0]
+    # Nobody checked where and why.
+    unchecked = _outcome(checks=[], rto=None, problems=failed, expected_failure=True)
+    assert scenario_verdict(unchecked, _ran()).status == "failed"
+    broken = _outcome(checks=[], rto=None, problems=failed, expected_failure=True, expectation_checked=True,
+                      harness_error=True)
+    assert scenario_verdict(broken, _ran()).status == "error"
 
 
 def test_report_takes_worst_rto_and_per_tenant_results():
-    good = [chk.Check("index o-n-a document count", True, "", "o/n", {"docs_expected": 3, "docs_restored": 3})]
-    first = _outcome(checks=good, rto=10, rpo_worst_at=T0 - timedelta(seconds=5))
-    second = _outcome(checks=good, rto=30, rpo_worst_at=T0 - timedelta(seconds=2))
+    first = _outcome(checks=GOOD, rto=10, rpo_worst_at=T0 - timedelta(seconds=5), scenario="a")
+    second = _outcome(checks=GOOD, rto=30, rpo_worst_at=T0 - timedelta(seconds=2), scenario="b")
     run = RunInfo("d1", "local", T0, T0 + timedelta(minutes=2), Objectives(60, 3600))
-    report = build_report(run, [first, second], Timeline(FakeClock(T0)))
+    report = build_report(run, [first, second], Timeline(FakeClock(T0)), [_ran("a"), _ran("b")])
     assert report.verdict == "passed"
+    assert [s.verdict for s in report.scenarios] == ["passed", "passed"]
     assert report.achieved.rto_seconds == 30 and report.achieved.rpo_seconds == 5
     assert report.tenants[0].indices[0].docs_restored == 3
     assert build_report(run, [], Timeline(FakeClock(T0))).verdict == "error"
     interrupted = RunInfo("d2", "local", T0, T0, Objectives(60, 3600), incomplete=True)
-    assert build_report(interrupted, [first], Timeline(FakeClock(T0))).verdict == "error"
+    assert build_report(interrupted, [first], Timeline(FakeClock(T0)), [_ran("a")]).verdict == "error"
+    # A scenario without its step record cannot be vouched for.
+    assert build_report(run, [first], Timeline(FakeClock(T0))).verdict == "failed"
+
+
+def test_a_healthy_fault_catalogue_passes_and_an_undiagnosed_fault_fails_the_run():
+    from drdrill.core.report import Problem
+
+    failed = [Problem("backup", "failed", "x", "MinIO health failed")]
+    fault = _outcome(checks=[], rto=None, problems=failed, expected_failure=True, expectation_checked=True,
+                     scenario="f")
+    run = RunInfo("d1", "local", T0, T0, Objectives(60, 3600))
+    ok = build_report(run, [fault], Timeline(FakeClock(T0)), [_ran("f", "passed", "skipped", "passed")])
+    assert ok.verdict == "passed" and ok.scenarios[0].verdict_reasons == ["expected failure, diagnosed"]
+    wrong = build_report(run, [fault], Timeline(FakeClock(T0)), [_ran("f", "passed", "skipped", "failed")])
+    assert wrong.verdict == "failed"
 
 
 def test_dump_completeness_needs_the_trailer_of_its_kind(tmp_path):
     from drdrill.drill.restore import _dump_is_complete
 
     full = tmp_path / "all.sql"
-    full.write_bytes(b"\\restrict k\nCREATE TABLE t (id int);\n--\n-- PostgreSQL database dump complete\n--\n\n"
-                     b"\\unrestrict k\n\n")
-    assert _dump_is_complete(full, "all")
-    assert not _dump_is_complete(full, "org1")  # an org export ends with COMMIT;
+    full.write_bytes(b"--\n-- PostgreSQL database dump\n--\n\n\\restrict k\nCREATE TABLE t (id int);\n--\n"
+                     b"-- PostgreSQL database dump complete\n--\n\n\\unrestrict k\n\n")
+    assert _dump_is_complete(full, "all") is True
+    assert _dump_is_complete(full, "org1") is True  # an organisation's dump made by pg_dump
     cut = tmp_path / "cut.sql"
-    cut.write_bytes(full.read_bytes()[:30])
-    assert not _dump_is_complete(cut, "all")
+    cut.write_bytes(full.read_bytes()[:60])
+    assert _dump_is_complete(cut, "all") is False
     org = tmp_path / "org.sql"
-    org.write_bytes(b"BEGIN;\nDELETE FROM t;\nCOPY t (id) FROM stdin;\n1\n\\.\nCOMMIT;\n")
-    assert _dump_is_complete(org, "org1")
-    copy_only = tmp_path / "copy.sql"
-    copy_only.write_bytes(b"BEGIN;\nCOPY t (id) FROM stdin;\nCOMMIT;\n2\n")  # COMMIT; inside data, then cut
-    assert not _dump_is_complete(copy_only, "org1")
+    org.write_bytes(b"-- drdrill per-organisation export\nBEGIN;\nDELETE FROM t;\nCOPY t (id) FROM stdin;\n1\n"
+                    b"\\.\nCOMMIT;\n")
+    assert _dump_is_complete(org, "org1") is True
+    assert _dump_is_complete(org, "all") is False  # the whole database is always pg_dump's
+    copy_only = tmp_path / "copy.sql"  # COMMIT; inside data, then cut
+    copy_only.write_bytes(b"-- drdrill per-organisation export\nBEGIN;\nCOPY t (id) FROM stdin;\nCOMMIT;\n2\n")
+    assert _dump_is_complete(copy_only, "org1") is False
+    unknown = tmp_path / "unknown.sql"  # the platform's own per-org script, format unknown
+    unknown.write_bytes(b"INSERT INTO t VALUES (1);\n")
+    assert _dump_is_complete(unknown, "org1") is None
 
 
 def test_byte_rates_and_throttle_detection():

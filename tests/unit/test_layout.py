@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from drdrill.errors import EXIT_USAGE, BackupIntegrityError, ConfigError
-from drdrill.layout import (
+from drdrill.core.layout import (
     KeyInfo,
     Tenant,
     checksum_key,
@@ -23,6 +22,7 @@ from drdrill.layout import (
     snapshot_name,
     validate_bucket_layout,
 )
+from drdrill.errors import EXIT_USAGE, BackupIntegrityError, ConfigError
 
 NIGHT = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
 
@@ -299,3 +299,65 @@ def test_many_problems_are_capped_with_a_count() -> None:
     problems = validate_bucket_layout(keys, max_problems=5)
     assert len(problems) == 6
     assert problems[-1] == "... and 20 more prefixes not in the platform's layout"
+
+
+# --- which tenant owns which index --------------------------------------------------------
+
+
+def test_tenant_indices_follow_the_rows_not_the_prefix():
+    from drdrill.core.layout import TenantIndices
+
+    ns1, ns1x = Tenant("org1", "ns1"), Tenant("org1", "ns1-x")
+    owners = TenantIndices([("org1", "ns1", "org1-ns1-data-000"), ("org1", "ns1-x", "org1-ns1-x-data-000"),
+                            ("org1", "ns1", "org1-ns1-canary"), ("org1", "ns1", "org1-ns1-data-000")])
+    assert owners.indices_of(ns1) == ["org1-ns1-canary", "org1-ns1-data-000"]  # a repeated row counts once
+    assert owners.indices_of(ns1x) == ["org1-ns1-x-data-000"]
+    assert owners.owner_of("org1-ns1-x-data-000") == ns1x and owners.owner_of("unknown") is None
+    assert owners.foreign(ns1, ["org1-ns1-data-000", "org1-ns1-x-data-000", "unknown"]) == ["org1-ns1-x-data-000"]
+    assert owners.tenants == [ns1, ns1x]
+    assert TenantIndices(owners.to_rows()).to_rows() == owners.to_rows()
+
+
+def test_an_index_claimed_by_two_tenants_is_refused():
+    from drdrill.core.layout import TenantIndices
+
+    with pytest.raises(ConfigError, match="claimed by both"):
+        TenantIndices([("a-b", "c", "a-b-c-data-000"), ("a", "b-c", "a-b-c-data-000")])
+
+
+def test_tenant_sets_whose_index_names_collide_are_ambiguous():
+    from drdrill.core.layout import check_unambiguous
+
+    check_unambiguous([Tenant("org1", "ns1"), Tenant("org1", "ns1-x")])  # distinct names: fine
+    with pytest.raises(ConfigError, match="ambiguous"):
+        check_unambiguous([Tenant("a-b", "c"), Tenant("a", "b-c")])
+
+
+def test_the_platform_scripts_dump_name_parses_back():
+    at = datetime(2026, 11, 24, 2, 0, 5, tzinfo=UTC)
+    key = metadata_key("all", at, script_naming=True)
+    assert key == "metadata/all/metadata_backup_all_20261124_020005.sql.enc"
+    parsed = parse_metadata_key(key)
+    assert parsed is not None and parsed.taken_at == at and not parsed.drdrill_naming
+
+
+# --- one definition of a complete recovery point ------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "complete"), [
+    (("SUCCESS",), True), (("SUCCESS", 0, 4), True), (("SUCCESS", 1, 4), False), (("SUCCESS", 0, 0), False),
+    (("PARTIAL",), False), (("FAILED",), False), (("IN_PROGRESS",), False),
+])
+def test_snapshot_completeness(args, complete):
+    from drdrill.core.completeness import snapshot_is_complete
+
+    assert snapshot_is_complete(*args) is complete
+
+
+def test_dump_completeness():
+    from drdrill.core.completeness import dump_is_complete
+
+    assert dump_is_complete(100, has_checksum=True, drdrill_naming=True)
+    assert not dump_is_complete(100, has_checksum=False, drdrill_naming=True)  # drdrill's, interrupted
+    assert dump_is_complete(100, has_checksum=False, drdrill_naming=False)  # the platform's: never a record
+    assert not dump_is_complete(0, has_checksum=True, drdrill_naming=True)

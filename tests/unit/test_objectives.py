@@ -121,3 +121,29 @@ def test_forecast_rto_linear_model():
     assert forecast_rto(1000, 10.0, 5.0, 0) == 5.0
     with pytest.raises(ValueError):
         forecast_rto(0, 10.0, 5.0, 100)
+
+
+def test_an_objective_check_is_the_verdicts_own_rule():
+    from drdrill.core.objectives import ObjectiveCheck
+
+    assert ObjectiveCheck("RTO", 1800.0, 1800.0).met
+    assert not ObjectiveCheck("RTO", 1800.001, 1800.0).met
+    unmeasured = ObjectiveCheck("RPO", None, 60.0)
+    assert not unmeasured.met and "not measured" in unmeasured.reason
+    # The step and the verdict say the same thing about the same figure.
+    verdict = judge(OBJ, rto=1862.0, rpo=60.0, verifications_passed=True)
+    assert ObjectiveCheck("RTO", 1862.0, OBJ.rto_seconds).reason in verdict.reasons
+
+
+def test_the_run_verdict_is_the_worst_and_never_passes_empty():
+    from drdrill.core.objectives import Verdict, judge_run
+
+    ok, bad, broken = Verdict("passed", ["fine"]), Verdict("failed", ["RTO over"]), Verdict("error", ["crash"])
+    assert judge_run([("a", ok), ("b", ok)]).status == "passed"
+    run = judge_run([("a", ok), ("b", bad)])
+    assert run.status == "failed" and run.reasons == ["b: RTO over"] and run.exit_status == EXIT_FAILED
+    assert judge_run([("a", bad), ("b", broken)]).exit_status == EXIT_HARNESS
+    assert judge_run([]).status == "error"
+    assert judge_run([("a", ok)], incomplete=True).status == "error"
+    assert judge_run([("a", ok)], errors=["could not stop the target"]).status == "error"
+    assert judge_run([("a", ok)], failures=["a step failed outside a phase"]).status == "failed"

@@ -172,3 +172,22 @@ def test_report_serialisation_never_contains_secrets():
     assert "topsecret" not in text
     assert "minio-secret" not in text
     assert "postgresql://es_user:***@db" in text
+
+
+def test_cucumber_steps_take_the_reports_status():
+    """pytest-bdd calls every step after a failure "failed"; the report's record wins."""
+    from drdrill.core.report import Scenario, Step
+    from drdrill.drill.bdd import align_cucumber
+
+    cucumber = [{"elements": [{"name": "s", "steps": [
+        {"name": "a", "line": 3, "result": {"status": "passed"}},
+        {"name": "b", "line": 4, "result": {"status": "passed"}},
+        {"name": "c", "line": 5, "result": {"status": "failed"}},
+    ]}]}]
+    ours = [Scenario("s", "passed", [Step("Given a", "passed", line=3), Step("When b", "skipped", line=4, error="x"),
+                                     Step("Then c", "skipped", line=5)])]
+    aligned = align_cucumber(cucumber, ours)
+    assert aligned is not None
+    assert [s["result"]["status"] for s in aligned[0]["elements"][0]["steps"]] == ["passed", "skipped", "skipped"]
+    assert aligned[0]["elements"][0]["steps"][1]["result"]["error_message"] == "x"
+    assert align_cucumber(None, ours) is None

@@ -204,3 +204,23 @@ def test_unmeasured_objective_is_shown_as_such():
     suite = parse_junit(report_writer.render_junit(report))
     rto = next(tc for tc in suite.findall("testcase") if tc.get("name") == "RTO")
     assert rto.find("failure") is not None
+
+
+def test_junit_shows_each_scenario_verdict_and_skipped_steps():
+    from drdrill.core.report import Scenario, Step
+
+    report = make_report("passed")
+    report.scenarios = [Scenario("MinIO down", "passed", [
+        Step("When MinIO goes down", "passed", 0.1, line=3),
+        Step("And every tenant's snapshot is restored from MinIO", "skipped", None, "not run", line=4),
+        Step("Then the recovery fails in phase \"x\"", "passed", 0.0, line=5),
+    ], verdict="passed", verdict_reasons=["expected failure, diagnosed"], expected_failure=True)]
+    suite = parse_junit(report_writer.render_junit(report))
+    cases = {(tc.get("classname"), tc.get("name")): tc for tc in suite.findall("testcase")}
+    assert cases[("drdrill.scenario", "MinIO down")].find("failure") is None
+    skipped = cases[("drdrill.step.MinIO down", "And every tenant's snapshot is restored from MinIO")]
+    assert skipped.find("skipped") is not None
+    assert cases[("drdrill.step.MinIO down", "When MinIO goes down")].find("skipped") is None
+    assert suite.get("skipped") == "1"
+    markdown = report_writer.render_markdown(report)
+    assert "expected failure, diagnosed" in markdown and "skipped: And every tenant" in markdown

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from drdrill.core.layout import checksum_key, metadata_key, snapshot_name
+from drdrill.core.retention import RecoveryPoint, RetentionPlan, format_age, plan_retention
 from drdrill.errors import EXIT_USAGE, ConfigError
-from drdrill.layout import checksum_key, metadata_key, snapshot_name
-from drdrill.retention import RecoveryPoint, RetentionPlan, format_age, plan_retention
 
 FIRST_NIGHT = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
 TENANTS = ("org1/ns1", "org1/ns2", "org2/ns1")
@@ -200,14 +200,14 @@ def test_a_dump_and_its_checksum_record_are_deleted_together() -> None:
     old, new = dump("all", night(0)), dump("all", night(10))
     plan = plan_retention([old, new], night(14))
     key = metadata_key("all", night(0))
-    assert plan.object_keys_to_delete() == [key, checksum_key(key)]
-    assert plan.snapshots_to_delete() == []
+    assert [p.object_keys for p in plan.delete] == [(key, checksum_key(key))]
 
 
 def test_snapshots_are_deleted_by_name_per_tenant_not_by_object_key() -> None:
     plan = plan_retention([snap("org2/ns1", night(0)), snap("org2/ns1", night(9))], night(14))
-    assert plan.snapshots_to_delete() == [("org2/ns1", "drdrill-20261110t020000z")]
-    assert plan.object_keys_to_delete() == []
+    assert [(p.kind, p.scope, p.name_or_key) for p in plan.delete] == [
+        ("snapshot", "org2/ns1", "drdrill-20261110t020000z")]
+    assert [p.object_keys for p in plan.delete] == [()]  # Elasticsearch deletes a snapshot's blobs
 
 
 def test_a_point_cannot_carry_keys_that_are_not_its_own() -> None:

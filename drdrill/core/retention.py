@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from drdrill.core.layout import checksum_key, parse_metadata_key, parse_snapshot_name
 from drdrill.errors import ConfigError
-from drdrill.layout import checksum_key, parse_metadata_key, parse_snapshot_name
 
 PointKind = Literal["snapshot", "metadata"]
 DEFAULT_KEEP_DAYS = 7
@@ -115,13 +115,6 @@ class RetentionPlan:
     keep_days: int
     delete: tuple[RecoveryPoint, ...]
     keep: tuple[tuple[RecoveryPoint, str], ...]
-
-    def object_keys_to_delete(self) -> list[str]:
-        return [key for point in self.delete for key in point.object_keys]
-
-    def snapshots_to_delete(self) -> list[tuple[str, str]]:
-        """``(tenant key, snapshot name)`` pairs."""
-        return [(p.scope, p.name_or_key) for p in self.delete if p.kind == "snapshot"]
 
     def describe(self) -> list[str]:
         """The dry-run listing: one line per point, deletions first."""

@@ -14,10 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from drdrill import crypto, layout, repo_sync
+from drdrill.adapters import crypto
+from drdrill.adapters.platform import Platform
+from drdrill.backups import catalog, repo_sync
+from drdrill.core import layout
+from drdrill.core.completeness import snapshot_is_complete
+from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.errors import BackupFailed, DrdrillError, ServiceError
-from drdrill.layout import Tenant
-from drdrill.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class SnapshotBackup:
 
     @property
     def complete(self) -> bool:
-        return self.state == "SUCCESS" and self.shards_failed == 0
+        return snapshot_is_complete(self.state, self.shards_failed)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -89,24 +92,45 @@ def register_backup_repository(platform: Platform, tenant: Tenant) -> str:
     copy from the object store first, so Elasticsearch continues the repository's generations
     and snapshots incrementally instead of forking a second history."""
     name = tenant.repository_name
-    if platform.mirrors_repositories:
+    if platform.repo_root is not None:
         location = backup_repository_location(platform, tenant)
-        repo_sync.fetch(platform.store, tenant.repo_prefix, location,
-                        owner=repo_sync.owner_of(platform.repo_root))  # type: ignore[arg-type]
+        repo_sync.fetch(platform.store, tenant.repo_prefix, location, owner=repo_sync.owner_of(platform.repo_root))
         platform.cluster.register_fs_repository(name, str(location))
     else:
         platform.cluster.register_s3_repository(name, platform.store.bucket, tenant.repo_prefix)
     return name
 
 
-def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, *, timeout_s: float = 1800) -> SnapshotBackup:
-    """Snapshot the tenant's indices; anything but SUCCESS with zero failed shards raises
+# What drdrill writes carries this tag (snapshot metadata, object metadata), and retention
+# deletes only what carries it: a name alone could be anybody's.
+CREATED_BY = {catalog.CREATED_BY_KEY: catalog.CREATED_BY_VALUE}
+
+
+def tenant_indices(platform: Platform, tenant: Tenant, owners: TenantIndices) -> list[str]:
+    """The tenant's indices by the platform's own mapping; every one of them must exist."""
+    indices = owners.indices_of(tenant)
+    if not indices:
+        raise BackupFailed(f"tenant {tenant} has no rows in tenant_containers, so no index to snapshot",
+                           hint="is the tenant known to the platform?")
+    present = platform.cluster.indices_named(indices)
+    missing = [i for i in indices if i not in present]
+    if missing:
+        raise BackupFailed(f"tenant_containers names indices of {tenant} that do not exist: "
+                           f"{', '.join(missing[:5])}", hint="the metadata and the cluster disagree")
+    return indices
+
+
+def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: TenantIndices, *,
+                    timeout_s: float = 1800) -> SnapshotBackup:
+    """Snapshot exactly the tenant's indices; anything but a complete snapshot raises
     :class:`BackupFailed` (after the result is published, as the platform's job would)."""
+    indices = tenant_indices(platform, tenant, owners)
     repository = register_backup_repository(platform, tenant)
     name = layout.snapshot_name(at)
     started = time.monotonic()
     call_began = datetime.now(UTC)
-    info = platform.cluster.create_snapshot(repository, name, f"{tenant.index_prefix}*", timeout_s)
+    info = platform.cluster.create_snapshot(repository, name, indices, timeout_s,
+                                            metadata={**CREATED_BY, "tenant": tenant.key})
     call_ended = datetime.now(UTC)
     snapshot_seconds = time.monotonic() - started
     size = platform.cluster.snapshot_size(repository, name) if info.state in ("SUCCESS", "PARTIAL") else 0
@@ -120,9 +144,7 @@ def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, *, timeout
         upload_objects=upload.objects, upload_bytes=upload.bytes, upload_seconds=upload.seconds,
         call_began=call_began, call_ended=call_ended,
     )
-    if not info.indices:
-        raise BackupFailed(f"snapshot {name} of {tenant} holds no index", hint=f"does {tenant.index_prefix}* exist?")
-    if not info.complete:  # the one definition: SUCCESS, shards snapshotted, none failed
+    if not info.complete:
         detail = "; ".join(info.failures[:3]) or "no failure detail"
         raise BackupFailed(f"snapshot {name} of {tenant} ended {info.state} with {info.shards_failed} failed "
                            f"shard(s): {detail}")
@@ -131,8 +153,8 @@ def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, *, timeout
     return result
 
 
-def _encrypt_from_writer(produce: Callable[[BinaryIO], None], dst: BinaryIO, password: bytes,
-                         kdf: crypto.KdfSpec) -> None:
+def _encrypt_from_writer(produce: Callable[[BinaryIO], None], dst: crypto.Writer, password: bytes,
+                         kdf: crypto.KdfSpec, timeout_s: float) -> None:
     """Run ``produce`` (which writes plaintext) in a thread feeding a pipe that is encrypted as
     it streams: no plaintext dump ever lands on disk, and memory stays constant."""
     read_fd, write_fd = os.pipe()
@@ -149,7 +171,9 @@ def _encrypt_from_writer(produce: Callable[[BinaryIO], None], dst: BinaryIO, pas
     thread.start()
     with os.fdopen(read_fd, "rb", buffering=1 << 20) as pipe_in:
         crypto.encrypt_stream(pipe_in, dst, password, kdf)
-    thread.join()
+    thread.join(timeout=timeout_s)  # the producer bounds itself; this is a backstop
+    if thread.is_alive():
+        raise ServiceError(f"metadata dump did not finish within {timeout_s:g}s")
     if failure:
         exc = failure[0]
         if isinstance(exc, DrdrillError):
@@ -158,7 +182,8 @@ def _encrypt_from_writer(produce: Callable[[BinaryIO], None], dst: BinaryIO, pas
 
 
 def backup_metadata(platform: Platform, scope: str, password: bytes, at: datetime, *,
-                    kdf: crypto.KdfSpec = crypto.RUNBOOK_DEFAULT, workdir: Path | None = None) -> MetadataBackup:
+                    kdf: crypto.KdfSpec = crypto.RUNBOOK_DEFAULT, workdir: Path | None = None,
+                    timeout_s: float = 1800) -> MetadataBackup:
     """Dump (all, or one organisation's rows), encrypt in the runbook's openssl format, upload,
     then write the checksum record. The record goes last: its presence means the object is
     complete."""
@@ -170,20 +195,20 @@ def backup_metadata(platform: Platform, scope: str, password: bytes, at: datetim
     began = datetime.now(UTC)
     if scope == layout.ALL_SCOPE:
         def produce(out: BinaryIO) -> None:
-            platform.db.dump_all(out)
+            platform.db.dump_all(out, timeout_s=timeout_s)
     else:
         def produce(out: BinaryIO) -> None:
-            platform.db.dump_org(scope, out)
+            platform.db.dump_org(scope, out, timeout_s=timeout_s)
     with tempfile.TemporaryDirectory(prefix="drdrill-dump-", dir=workdir) as tmp:
         cipher_path = Path(tmp) / Path(key).name
         with open(cipher_path, "wb") as raw:
             hashing = crypto.HashingWriter(raw)
-            _encrypt_from_writer(produce, hashing, password, kdf)  # type: ignore[arg-type]
+            _encrypt_from_writer(produce, hashing, password, kdf, timeout_s + 30)
         ended = datetime.now(UTC)
         digest = hashing.hexdigest()
         size = cipher_path.stat().st_size
-        platform.store.upload_file(cipher_path, key)
-    platform.store.put_bytes(layout.checksum_key(key), layout.checksum_record(digest, key).encode())
+        platform.store.upload_file(cipher_path, key, tags=CREATED_BY)
+    platform.store.put_bytes(layout.checksum_key(key), layout.checksum_record(digest, key).encode(), tags=CREATED_BY)
     result = MetadataBackup(scope, key, layout.checksum_key(key), digest, size, at, time.monotonic() - started,
                             kdf.describe(), began, ended)
     log.info("metadata backup %s: %d bytes, sha256 %s…, %.1fs", key, size, digest[:12], result.seconds)
@@ -204,20 +229,22 @@ class BackupSetResult:
 def backup_set(platform: Platform, tenants: list[Tenant], at: datetime, password: bytes | None, *,
                snapshots: bool = True, metadata: bool = True, kdf: crypto.KdfSpec = crypto.RUNBOOK_DEFAULT,
                timeout_s: float = 1800, progress: Callable[[str], None] | None = None) -> BackupSetResult:
-    """The nightly job: a snapshot per tenant, the whole-database dump, and a dump per
-    organisation of the chosen tenants."""
+    """The nightly job: a snapshot per tenant (its indices as tenant_containers maps them), the
+    whole-database dump, and a dump per organisation of the chosen tenants."""
     say = progress or (lambda message: log.info("%s", message))
     snaps: list[SnapshotBackup] = []
     dumps: list[MetadataBackup] = []
+    if metadata and password is None:
+        raise BackupFailed("metadata backup needs an encryption password")
     if snapshots:
+        owners = TenantIndices(platform.db.containers_index_names())
         for number, tenant in enumerate(tenants, 1):
             say(f"snapshot {number}/{len(tenants)}: {tenant}")
-            snaps.append(backup_snapshot(platform, tenant, at, timeout_s=timeout_s))
+            snaps.append(backup_snapshot(platform, tenant, at, owners, timeout_s=timeout_s))
     if metadata:
-        if password is None:
-            raise BackupFailed("metadata backup needs an encryption password")
+        assert password is not None
         scopes = [layout.ALL_SCOPE, *sorted({t.org_id for t in tenants})]
         for scope in scopes:
             say(f"metadata dump: {scope}")
-            dumps.append(backup_metadata(platform, scope, password, at, kdf=kdf))
+            dumps.append(backup_metadata(platform, scope, password, at, kdf=kdf, timeout_s=timeout_s))
     return BackupSetResult(at, tuple(snaps), tuple(dumps))

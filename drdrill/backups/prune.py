@@ -1,17 +1,32 @@
-"""Carry out a retention plan (the plan itself is pure: :mod:`drdrill.retention`)."""
+"""Carry out a retention plan (the plan itself is pure: :mod:`drdrill.core.retention`)."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import datetime
 
-from drdrill import repo_sync
-from drdrill.backup import backup_repository_location, register_backup_repository
-from drdrill.layout import Tenant
-from drdrill.platform import Platform
-from drdrill.retention import RetentionPlan
+from drdrill.adapters.platform import Platform
+from drdrill.backups import catalog, repo_sync
+from drdrill.backups.take import backup_repository_location, register_backup_repository
+from drdrill.core.layout import Tenant
+from drdrill.core.retention import RetentionPlan, plan_retention
 
 log = logging.getLogger(__name__)
+
+
+def drdrill_snapshots(platform: Platform, tenant: Tenant) -> set[str]:
+    """Names of the tenant's snapshots that carry drdrill's tag (Elasticsearch reads it)."""
+    repository = register_backup_repository(platform, tenant)
+    return {s.name for s in platform.cluster.snapshots(repository)
+            if s.metadata.get(catalog.CREATED_BY_KEY) == catalog.CREATED_BY_VALUE}
+
+
+def plan_prune(platform: Platform, now: datetime, keep_days: int) -> RetentionPlan:
+    """The retention plan for the whole store, with "created by drdrill" read from the tags."""
+    tenants = catalog.discover_tenants(platform.store)
+    tagged = {(t.key, name) for t in tenants for name in drdrill_snapshots(platform, t)}
+    return plan_retention(catalog.recovery_points(platform.store, tenants, tagged_snapshots=tagged), now, keep_days)
 
 
 def apply_retention(platform: Platform, plan: RetentionPlan) -> list[str]:

@@ -35,7 +35,10 @@ _SEGMENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _SEGMENT_RULE = "1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
 # "metadata" as an org would put its snapshot repository inside the dumps' prefix, and "all" as an
 # org would make metadata/all/ mean two things. Refuse both rather than guess later.
-_RESERVED_ORGS = frozenset({"metadata", ALL_SCOPE})
+_RESERVED_ORGS = frozenset({"metadata", ALL_SCOPE, "drdrill"})
+# The object that marks a bucket's environment as one destructive drills may run on
+# (DESIGN.md, Live target); "drdrill" is reserved so no tenant's path can hold it.
+DRILL_MARKER_KEY = "drdrill/DRILL_ENVIRONMENT"
 
 # drdrill writes the compact ISO form; the platform's scripts most likely write `date
 # +%Y%m%d_%H%M%S` (in a container whose clock is UTC). Both must be recognised as dumps.
@@ -51,7 +54,7 @@ _REPO_BLOB = re.compile(
     r"|incompatible-snapshots"
 )
 
-KeyKind = Literal["metadata", "metadata-checksum", "snapshot-repo", "unknown"]
+KeyKind = Literal["metadata", "metadata-checksum", "snapshot-repo", "drill-marker", "unknown"]
 
 
 def _check_segment(what: str, value: str) -> None:
@@ -68,10 +71,12 @@ def _require_aware(at: datetime) -> datetime:
 
 @dataclass(frozen=True, order=True)
 class Tenant:
-    """``org_id`` + ``namespace``: owns indices ``<org>-<ns>-*`` and repository prefix ``<org>/<ns>/``.
+    """``org_id`` + ``namespace``: owns the repository prefix ``<org>/<ns>/`` and the indices its
+    ``tenant_containers`` rows name (:class:`TenantIndices`).
 
-    Note the index prefix alone is not injective (``a-b``/``c`` and ``a``/``b-c`` both give
-    ``a-b-c-``); the repository name and prefix are, so use those to tell tenants apart.
+    :attr:`index_prefix` is only how drdrill *names* the indices it creates. It never decides
+    ownership: ``org1/ns1``'s prefix also begins ``org1/ns1-x``'s, and ``a-b``/``c`` and
+    ``a``/``b-c`` share one; the repository name and prefix are injective.
     """
 
     org_id: str
@@ -114,6 +119,52 @@ class Tenant:
 
     def __str__(self) -> str:
         return self.key
+
+
+def check_unambiguous(tenants: Iterable[Tenant]) -> None:
+    """Refuse a tenant set in which drdrill's own index names would collide: ``a-b/c`` and
+    ``a/b-c`` would both seed ``a-b-c-data-000``, one index for two tenants."""
+    seen: dict[str, Tenant] = {}
+    for tenant in tenants:
+        other = seen.setdefault(tenant.index_prefix, tenant)
+        if other != tenant:
+            raise ConfigError("tenants", f"{other} and {tenant} are ambiguous: both name their indices "
+                              f"{tenant.index_prefix}*", hint="drill one of them at a time")
+
+
+class TenantIndices:
+    """Which tenant owns which index: the platform's own mapping, the ``tenant_containers``
+    rows ``(org_id, namespace, index_name)``. The one rule for "a tenant's indices" that
+    backups, restores and verification share; an index claimed by two tenants is refused."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        self._owner: dict[str, Tenant] = {}
+        self._indices: dict[Tenant, list[str]] = {}
+        for org_id, namespace, index in rows:
+            tenant = Tenant(org_id, namespace)
+            owner = self._owner.setdefault(index, tenant)
+            if owner != tenant:
+                raise ConfigError("tenant_containers", f"index {index} is claimed by both {owner} and {tenant}",
+                                  hint="one index belongs to one tenant; fix the rows before backing up")
+            if index not in self._indices.setdefault(tenant, []):
+                self._indices[tenant].append(index)
+
+    def indices_of(self, tenant: Tenant) -> list[str]:
+        return sorted(self._indices.get(tenant, []))
+
+    def owner_of(self, index: str) -> Tenant | None:
+        return self._owner.get(index)
+
+    @property
+    def tenants(self) -> list[Tenant]:
+        return sorted(self._indices)
+
+    def foreign(self, tenant: Tenant, indices: Iterable[str]) -> list[str]:
+        """Of ``indices``, those another tenant owns."""
+        return sorted(i for i in indices if (owner := self._owner.get(i)) is not None and owner != tenant)
+
+    def to_rows(self) -> list[tuple[str, str, str]]:
+        return [(t.org_id, t.namespace, i) for t in self.tenants for i in self.indices_of(t)]
 
 
 # --- timestamps ------------------------------------------------------------------------------
@@ -159,10 +210,12 @@ def _check_scope(scope: str) -> None:
             raise ConfigError("org_id", f"{scope!r} is reserved by the bucket layout")
 
 
-def metadata_key(scope: str, at: datetime) -> str:
-    """Key of the dump of ``scope`` (``"all"`` or an org_id) taken at ``at``."""
+def metadata_key(scope: str, at: datetime, *, script_naming: bool = False) -> str:
+    """Key of the dump of ``scope`` (``"all"`` or an org_id) taken at ``at``: drdrill's name, or
+    the one the platform's own job gives it (``date +%Y%m%d_%H%M%S``)."""
     _check_scope(scope)
-    return f"{METADATA_PREFIX}{scope}/metadata_backup_{scope}_{format_timestamp(at)}.sql.enc"
+    stamp = _require_aware(at).strftime("%Y%m%d_%H%M%S") if script_naming else format_timestamp(at)
+    return f"{METADATA_PREFIX}{scope}/metadata_backup_{scope}_{stamp}.sql.enc"
 
 
 def parse_metadata_key(key: str) -> MetadataObject | None:
@@ -238,6 +291,8 @@ class KeyInfo:
 
 
 def classify_key(key: str) -> KeyInfo:
+    if key == DRILL_MARKER_KEY:
+        return KeyInfo("drill-marker")
     if key.endswith(CHECKSUM_SUFFIX):
         dump = parse_metadata_key(key[: -len(CHECKSUM_SUFFIX)])
         if dump is not None:

@@ -30,7 +30,7 @@ class Platform:
             store=ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key, ep.bucket,
                               read_timeout_s=request_timeout_s),
             db=MetadataDb(PgConn(ep.pg_host, ep.pg_port, ep.pg_database, ep.pg_user, ep.pg_password),
-                          bindir=pg_bindir),
+                          bindir=pg_bindir, timeout_s=request_timeout_s),
             admin=PgConn(ep.pg_host, ep.pg_port, ep.pg_database, ep.pg_admin_user, ep.pg_admin_password)
             if ep.pg_admin_user else None,
             repo_root=ep.es_repo_root,

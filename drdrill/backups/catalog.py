@@ -13,13 +13,17 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from drdrill import layout
 from drdrill.adapters.s3 import ObjectStore
+from drdrill.core import layout
+from drdrill.core.completeness import dump_is_complete, snapshot_is_complete
+from drdrill.core.layout import Tenant
+from drdrill.core.retention import RecoveryPoint
 from drdrill.errors import BackupIntegrityError, ServiceError
-from drdrill.layout import Tenant
-from drdrill.retention import RecoveryPoint
 
 log = logging.getLogger(__name__)
+
+# drdrill's tag on what it writes (object metadata, snapshot metadata).
+CREATED_BY_KEY, CREATED_BY_VALUE = "created-by", "drdrill"
 
 # SnapshotState as Elasticsearch stores it in RepositoryData.
 _STATES = {0: "IN_PROGRESS", 1: "SUCCESS", 2: "FAILED", 3: "PARTIAL", 4: "INCOMPATIBLE"}
@@ -36,7 +40,7 @@ class SnapshotEntry:
 
     @property
     def complete(self) -> bool:
-        return self.state == "SUCCESS"
+        return snapshot_is_complete(self.state)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ class MetadataEntry:
     size: int
     has_checksum: bool
     drdrill_naming: bool
+
+    @property
+    def complete(self) -> bool:
+        return dump_is_complete(self.size, has_checksum=self.has_checksum, drdrill_naming=self.drdrill_naming)
 
 
 def parse_generation(data: bytes) -> int:
@@ -141,8 +149,12 @@ def newest_complete_snapshot(entries: list[SnapshotEntry]) -> SnapshotEntry | No
     return complete[-1] if complete else None
 
 
-def recovery_points(store: ObjectStore, tenants: list[Tenant]) -> list[RecoveryPoint]:
-    """Everything retention may consider, with what drdrill created marked by its naming."""
+def recovery_points(store: ObjectStore, tenants: list[Tenant], *,
+                    tagged_snapshots: set[tuple[str, str]] | None = None) -> list[RecoveryPoint]:
+    """Everything retention may consider. "Created by drdrill" needs drdrill's tag, not just its
+    naming: ``tagged_snapshots`` holds ``(tenant key, name)`` of snapshots whose metadata says
+    so (only Elasticsearch can read that), and a dump's object metadata is read here."""
+    tagged = tagged_snapshots or set()
     points = []
     for tenant in tenants:
         for snap in tenant_snapshots(store, tenant):
@@ -153,10 +165,14 @@ def recovery_points(store: ObjectStore, tenants: list[Tenant]) -> list[RecoveryP
                 continue
             points.append(RecoveryPoint(
                 kind="snapshot", scope=tenant.key, name_or_key=snap.name, taken_at=taken_at,
-                complete=snap.complete, created_by_drdrill=layout.parse_snapshot_name(snap.name) is not None,
+                complete=snap.complete, created_by_drdrill=(tenant.key, snap.name) in tagged,
             ))
     for entry in metadata_entries(store):
-        points.append(RecoveryPoint.metadata(entry.key, complete=entry.has_checksum,
-                                             created_by_drdrill=entry.drdrill_naming,
+        points.append(RecoveryPoint.metadata(entry.key, complete=entry.complete,
+                                             created_by_drdrill=entry.drdrill_naming and _tagged(store, entry.key),
                                              has_checksum=entry.has_checksum))
     return points
+
+
+def _tagged(store: ObjectStore, key: str) -> bool:
+    return store.tags(key).get(CREATED_BY_KEY) == CREATED_BY_VALUE

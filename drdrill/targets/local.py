@@ -1,51 +1,20 @@
-"""Drill targets behind one interface: where the platform runs, and how a disaster and a
-redeployment are done there."""
+"""The local target: real Elasticsearch, MinIO and PostgreSQL processes on loopback
+(:mod:`drdrill.stack`), started for a drill or already running (``--stack``)."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import signal
-from typing import Protocol
+from collections.abc import Sequence
 
-from drdrill.errors import HarnessError, UsageError
-from drdrill.platform import Platform
+from drdrill.adapters.platform import Platform
+from drdrill.drill.restore import RESTORE_COPIES_PREFIX
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.stack.local import LocalStack
 from drdrill.targets.base import Endpoints
 
 log = logging.getLogger(__name__)
-
-SITE_SERVICES = ["elasticsearch", "postgres"]  # MinIO is the off-site backup store: it survives
-
-
-class DrillTarget(Protocol):
-    name: str
-
-    def start(self) -> Endpoints: ...
-
-    def platform(self, *, request_timeout_s: float = 60) -> Platform: ...
-
-    def destroy(self, services: list[str]) -> list[str]: ...
-
-    def redeploy(self, services: list[str]) -> Endpoints: ...
-
-    def stop(self) -> None: ...
-
-    def process_state(self, service: str) -> str: ...
-
-    def signal_service(self, service: str, signum: int) -> None: ...
-
-    protected: dict[str, str]
-
-    def heal(self) -> None:
-        """Make the target whole again between scenarios (services up, platform empty)."""
-
-    def altered_protected(self) -> list[str]: ...
-
-    def track_written(self, *, keys: list[str] = ..., prefixes: list[str] = ...) -> None: ...  # type: ignore[assignment]
-
-    def cleanup(self) -> None: ...
 
 
 class LocalDrillTarget:
@@ -61,6 +30,7 @@ class LocalDrillTarget:
         # What this run wrote into the backup store, so that exactly that can be removed.
         self.written_keys: set[str] = set()
         self.written_prefixes: set[str] = set()
+        self._rotated = False
 
     def start(self) -> Endpoints:
         self._endpoints = self.stack.up() if self.owned else self.stack.endpoints()
@@ -97,10 +67,24 @@ class LocalDrillTarget:
     def signal_service(self, service: str, signum: int) -> None:
         self.stack.signal_service(service, signum)
 
+    def rotate_store_credentials(self) -> None:
+        self.stack.rotate_minio_secret()
+        self._rotated = True
+
     def heal(self) -> None:
-        """Undo what an earlier scenario's fault left behind, so scenarios stay independent:
-        resume paused services, restart stopped ones on their data, and put the platform
-        user's password and rights back (PostgreSQL's start-up is idempotent for that)."""
+        """Make the target whole and empty again between scenarios, so they stay independent."""
+        self.undo_faults()
+        self._reset(self.platform())
+
+    def undo_faults(self) -> None:
+        """Undo what a fault left behind, keeping the data: resume paused services, restart
+        stopped ones on their data, give MinIO its credentials back, put the platform user's
+        password and rights back (PostgreSQL's start-up is idempotent for that) and clear the
+        cluster settings faults change."""
+        if self._rotated:
+            log.info("restarting minio with the platform's credentials")
+            self.redeploy(["minio"], wipe=False)
+            self._rotated = False
         for service in ("minio", "elasticsearch", "postgres"):
             state = self.process_state(service)
             if state.startswith("stopped"):
@@ -112,11 +96,9 @@ class LocalDrillTarget:
                 log.info("restarting %s", service)
                 self.redeploy([service], wipe=service != "minio")
         self.stack.redeploy_hooks(["postgres"])
-        platform = self.platform()
-        platform.cluster.reset_fault_settings()
-        self._reset(platform)
+        self.platform().cluster.reset_fault_settings()
 
-    def track_written(self, *, keys: list[str] = (), prefixes: list[str] = ()) -> None:  # type: ignore[assignment]
+    def track_written(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> None:
         self.written_keys.update(keys)
         self.written_prefixes.update(prefixes)
 
@@ -137,21 +119,11 @@ class LocalDrillTarget:
         """An empty platform for the next scenario, so no scenario can pass on another's data.
         In the backup store only what this run wrote goes; pre-existing objects are never touched."""
         self._delete_written(platform)
-        for name in platform.cluster.client.snapshot.get_repository():
+        for name in platform.cluster.repositories():
             platform.cluster.delete_repository(name)
         platform.cluster.delete_indices("*")
         if platform.repo_root is not None:  # the local copies of repositories, too
-            for local in [platform.repo_root / "backup", *platform.repo_root.glob("restore-*")]:
+            for local in [platform.repo_root / "backup", *platform.repo_root.glob(f"{RESTORE_COPIES_PREFIX}*")]:
                 shutil.rmtree(local, ignore_errors=True)
         if platform.admin is not None:
             platform.db.recreate_database(platform.admin)
-
-
-def unavailable_target(name: str) -> HarnessError | UsageError:
-    if name == "containers":
-        return HarnessError("the containers target needs a Docker engine, and none answers here",
-                            hint="use --target local (real processes on loopback)")
-    if name == "live":
-        return UsageError("the live target is not implemented yet",
-                          hint="use --target local; live (Kubernetes) drills are tracked as a separate issue")
-    return UsageError(f"unknown target {name!r}", hint="expected local, containers or live")

@@ -11,30 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from elasticsearch.helpers import streaming_bulk
-
 from drdrill.adapters.elasticsearch import SearchCluster
-from drdrill.adapters.postgres import TENANT_TABLE, MetadataDb
-from drdrill.errors import ConfigError, ServiceError
-from drdrill.layout import Tenant
+from drdrill.adapters.postgres import MetadataDb
+from drdrill.config import DataSpec
+from drdrill.core.layout import Tenant
 
 log = logging.getLogger(__name__)
 
 _LEVELS = ("debug", "info", "info", "info", "warn", "error")
 _WORDS = ("order", "user", "payment", "search", "index", "cache", "login", "export", "report", "shard")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    indices_per_tenant: int = 2
-    docs_per_index: int = 1000
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.indices_per_tenant <= 100:
-            raise ConfigError("indices_per_tenant", f"{self.indices_per_tenant} is outside 1..100")
-        if not 0 <= self.docs_per_index <= 100_000_000:
-            raise ConfigError("docs_per_index", f"{self.docs_per_index} is outside 0..100000000")
 
 
 def index_names(tenant: Tenant, spec: DataSpec) -> list[str]:
@@ -66,29 +51,15 @@ class SeedResult:
 
 
 def seed_tenant(cluster: SearchCluster, db: MetadataDb, tenant: Tenant, spec: DataSpec) -> SeedResult:
+    """The tenant's indices, freshly created with the spec's documents, and rows naming them."""
     started = time.monotonic()
     counts: dict[str, int] = {}
     for index in index_names(tenant, spec):
         cluster.delete_indices(index)
         cluster.create_index(index)
-        ok = 0
-        for success, info in streaming_bulk(cluster.client, documents(index, spec.docs_per_index, spec.seed),
-                                            chunk_size=5000, max_retries=2, raise_on_error=False):
-            if not success:
-                raise ServiceError(f"bulk indexing into {index} failed: {info}")
-            ok += 1
+        counts[index] = cluster.bulk_index(documents(index, spec.docs_per_index, spec.seed))
         cluster.refresh(index)
-        counts[index] = ok
-    with db.connect() as conn:
-        conn.execute(f"DELETE FROM {TENANT_TABLE} WHERE org_id = %s AND namespace = %s",  # noqa: S608
-                     (tenant.org_id, tenant.namespace))
-        with conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO {TENANT_TABLE} (org_id, namespace, container_name, index_name, doc_count) "  # noqa: S608
-                "VALUES (%s, %s, %s, %s, %s)",
-                [(tenant.org_id, tenant.namespace, index.removeprefix(tenant.index_prefix), index, n)
-                 for index, n in counts.items()],
-            )
+    db.replace_tenant_rows(tenant.org_id, tenant.namespace, counts, tenant.index_prefix)
     result = SeedResult(tenant, counts, time.monotonic() - started)
     log.info("seeded %s: %d indices, %d documents in %.1fs", tenant, len(counts), sum(counts.values()),
              result.seconds)

@@ -1,0 +1,110 @@
+"""A scenario's figures, computed from its timeline and canaries by the core's pure functions
+(DESIGN.md's definitions), and everything the report needs from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from drdrill.adapters import crypto
+from drdrill.backups.take import BackupSetResult
+from drdrill.core.layout import Tenant
+from drdrill.core.objectives import Objectives, RpoResult, achieved_rpo, achieved_rto, backup_exposure
+from drdrill.core.report import Problem
+from drdrill.core.timeline import Timeline
+from drdrill.drill import checks as chk
+from drdrill.drill.canary import STORES, newest_surviving
+from drdrill.drill.restore import MetadataRestore, SnapshotRestore
+from drdrill.drill.verification import canary_window
+from drdrill.errors import DrdrillError
+
+if TYPE_CHECKING:
+    from drdrill.drill.session import Drill
+
+
+@dataclass
+class DrillOutcome:
+    """What one scenario established, for the report."""
+
+    scenario: str
+    objectives: Objectives
+    timeline: Timeline
+    problems: list[Problem]
+    checks: list[chk.Check]
+    backup: BackupSetResult | None
+    metadata_restores: list[MetadataRestore]
+    snapshot_restores: list[SnapshotRestore]
+    expected_docs: dict[str, dict[str, int]]
+    rpo: RpoResult | None
+    rto_seconds: float | None
+    exposure_seconds: float | None
+    tenants: list[Tenant]
+    kdf: crypto.KdfSpec
+    versions: dict[str, str]
+    harness_error: bool
+    uncertain: bool
+    recovery_throttle: str | None = None  # indices.recovery.max_bytes_per_sec during the restore
+    expected_failure: bool = False  # a fault scenario: the recovery is meant to fail
+    expectation_checked: bool = False  # ... and a step checked where and why it failed
+    notes: dict[str, Any] = field(default_factory=dict)  # for the report's evidence
+
+
+def measure(drill: Drill) -> DrillOutcome:
+    window = drill.timeline.recovery_window()
+    rto = rpo = exposure = None
+    harness_error = any(p.kind == "error" for p in drill.problems)
+    if window is not None:
+        disaster, recovered = window
+        if recovered is not None:
+            rto = achieved_rto(disaster.offset, recovered.offset)  # monotonic: immune to clock steps
+        if drill.backup is not None:
+            starts = [s.started_at for s in drill.backup.snapshots if s.started_at]
+            starts += [m.dump_began for m in drill.backup.metadata]
+            if starts:
+                exposure = backup_exposure(disaster.at, min(starts))
+                _flag_exposure(drill, exposure)
+        if recovered is not None and drill.canary_log is not None and drill.canary_log.started_at:
+            try:
+                rpo = achieved_rpo(disaster.at, newest_surviving(drill.platform, drill.settings.tenants),
+                                   canary_started_at=drill.canary_log.started_at)
+            except DrdrillError as exc:
+                if not any(p.phase == "measure" for p in drill.problems):
+                    drill.problems.append(Problem("measure", "error", f"RPO could not be measured: {exc.message}",
+                                                  evidence={"scenario": drill.scenario}))
+                harness_error = True
+    return DrillOutcome(
+        scenario=drill.scenario, objectives=drill.settings.objectives, timeline=drill.timeline,
+        problems=list(drill.problems), checks=list(drill.checks), backup=drill.backup,
+        metadata_restores=list(drill.metadata_restores), snapshot_restores=list(drill.snapshot_restores),
+        expected_docs=drill.expected_docs, rpo=rpo, rto_seconds=rto, exposure_seconds=exposure,
+        tenants=list(drill.settings.tenants), kdf=drill.settings.kdf, versions=dict(drill.versions),
+        recovery_throttle=drill.recovery_throttle, harness_error=harness_error, uncertain=_uncertain(drill, rpo),
+        expected_failure=drill.expect_failure, expectation_checked=drill.expectation_checked,
+    )
+
+
+def _flag_exposure(drill: Drill, exposure: float) -> None:
+    target = drill.settings.objectives.rpo_seconds
+    if exposure > target and not any(p.phase == "backup-exposure" for p in drill.problems):
+        drill.problems.append(Problem(
+            "backup-exposure", "failed",
+            f"the newest complete backup set was {exposure:.1f}s old at the disaster, beyond the RPO target "
+            f"of {target:g}s",
+            "backup exposure (T_disaster - start of the newest complete backup set) exceeds the RPO target: "
+            "no backup within the RPO window", {"scenario": drill.scenario}))
+
+
+def _uncertain(drill: Drill, rpo: RpoResult | None) -> bool:
+    """RPO rests on the canaries: if the writer failed, or a lost store had no canary
+    acknowledged before its backup, the figure cannot be trusted, and the drill cannot pass."""
+    log_ = drill.canary_log
+    if log_ is None or drill.disaster_kind is None:
+        return False
+    if log_.errors or (rpo is not None and rpo.nothing_survived):
+        return True
+    for tenant in drill.lost_tenants or drill.settings.tenants:
+        for store in STORES:
+            window = canary_window(drill, store, tenant)
+            if window is not None and log_.acked_before(tenant.key, store, window[0]) == 0:
+                return True
+    return False

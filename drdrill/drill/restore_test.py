@@ -1,0 +1,368 @@
+"""The restore test of a platform's own backups, in place and without harm (features/
+restore_test.feature): find the recovery points the platform's nightly job left, check their
+integrity without relying on drdrill's checksum records, restore them into an isolated copy
+(renamed indices, a scratch database), verify, measure, and leave nothing behind.
+
+The restore is timed as a declared disaster: from the start of the runbook's step 3 to the
+last verification, it is the RTO a real disaster would cost at today's data size. The RPO
+bound is each tenant's backup exposure (the age of its newest complete recovery point).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from drdrill.adapters.postgres import MetadataDb
+from drdrill.backups import catalog
+from drdrill.core import layout
+from drdrill.core.durations import format_duration
+from drdrill.core.layout import Tenant, TenantIndices
+from drdrill.core.objectives import RpoResult, achieved_rto
+from drdrill.core.report import Problem
+from drdrill.drill import checks as chk
+from drdrill.drill.measurement import DrillOutcome
+from drdrill.drill.restore import (
+    MetadataRestore,
+    SnapshotRestore,
+    fetch_dump,
+    newest_dump,
+    restore_copies,
+    restore_tenant,
+    scratch_database_name,
+)
+from drdrill.drill.session import Session, step
+from drdrill.errors import BackupIntegrityError, RestoreFailed, UsageError, VerificationFailed
+
+if TYPE_CHECKING:
+    from drdrill.adapters.platform import Platform
+
+PHASES = frozenset({"recovery-points", "integrity", "restore-metadata", "restore-snapshots", "verify"})
+RETENTION_DAYS = 7  # the runbook keeps 7 days of backups
+
+
+class Sandbox(Protocol):
+    """What a target offers a restore test: names of its own, a scratch database, and a
+    record of everything created so it can all be removed (:class:`~drdrill.targets.live.LiveTarget`)."""
+
+    prefix: str
+
+    @property
+    def dump_password(self) -> bytes: ...
+
+    def track_created(self, *, indices: list[str] = ..., repositories: list[str] = ...,
+                      directories: list[Path] = ...) -> None: ...
+
+    def scratch_db(self, platform: Platform, name: str) -> MetadataDb: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class TenantPoint:
+    tenant: Tenant
+    newest: catalog.SnapshotEntry | None
+    chosen: catalog.SnapshotEntry | None  # the newest complete snapshot: what is restored
+    exposure_s: float | None
+
+
+@dataclass
+class DumpPoint:
+    entry: catalog.MetadataEntry
+    etag: str
+    exposure_s: float
+
+
+class RestoreTest(Session):
+    platform_phases = PHASES
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        sandbox = self.target
+        if not all(hasattr(sandbox, name) for name in ("prefix", "track_created", "scratch_db", "describe")):
+            raise UsageError(f"the restore test runs on --target live, not on {self.target.name}",
+                             hint="point a [target] table at the environment whose backups to test")
+        self.sandbox: Sandbox = sandbox  # type: ignore[assignment]  # checked just above
+        self.tenants: list[TenantPoint] = []
+        self.dumps: dict[str, DumpPoint] = {}
+        self.fetched: dict[str, Path] = {}
+        self.scratch: MetadataDb | None = None
+        self.owners = TenantIndices([])
+        self.recorded_docs: dict[str, dict[str, int]] = {}
+        self.metadata_restores: list[MetadataRestore] = []
+        self.snapshot_restores: list[SnapshotRestore] = []
+        self.versions: dict[str, str] = {}
+        self.notes: dict[str, Any] = {}
+        self._plain_dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def rpo_s(self) -> float:
+        return self.settings.objectives.rpo_seconds
+
+    # --- 1. what the platform's nightly job left ------------------------------------------
+
+    @step
+    def find_recovery_points(self) -> None:
+        with self.phase("recovery-points") as ph:
+            platform = self.platform
+            self.notes["target"] = self.sandbox.describe()
+            self.versions.update(elasticsearch=platform.cluster.version(), postgres=platform.db.server_version())
+            now = self.timeline.clock.wall()
+            tenants = catalog.discover_tenants(platform.store)
+            if not tenants:
+                raise RestoreFailed(f"no tenant snapshot repository in bucket {platform.store.bucket}",
+                                    hint="expected <org>/<namespace>/ prefixes holding index.latest or index-N")
+            for tenant in tenants:
+                point = self._tenant_point(tenant, now, ph)
+                if point is not None:
+                    self.tenants.append(point)
+            self._dump_points(platform, now, ph)
+            self._retention(now)
+            self.notes["recovery_points"] = self._describe_points()
+
+    def _tenant_point(self, tenant: Tenant, now: datetime, ph: Any) -> TenantPoint | None:
+        try:
+            entries = catalog.tenant_snapshots(self.platform.store, tenant)
+        except BackupIntegrityError as exc:
+            self.fail_and_go_on(ph, BackupIntegrityError(f"tenant {tenant}: {exc.message}", key=exc.key))
+            return None
+        chosen = catalog.newest_complete_snapshot(entries)
+        newest = entries[-1] if entries else None
+        if chosen is None:
+            states = ", ".join(f"{e.name}={e.state}" for e in entries[-3:]) or "none at all"
+            self.fail_and_go_on(ph, RestoreFailed(f"tenant {tenant} has no complete snapshot ({states})"))
+            return TenantPoint(tenant, newest, None, None)
+        if newest is not None and newest is not chosen:
+            self.fail_and_go_on(ph, RestoreFailed(
+                f"the newest snapshot of tenant {tenant}, {newest.name}, is {newest.state}: the latest backup is "
+                f"not a recovery point (the newest complete one is {chosen.name})",
+                hint="check the backup job's log for that night"))
+        exposure = (now - chosen.started_at).total_seconds() if chosen.started_at else None
+        if exposure is None or exposure > self.rpo_s:
+            age = format_duration(exposure) if exposure is not None else "of unknown age"
+            self.fail_and_go_on(ph, RestoreFailed(
+                f"tenant {tenant} has no complete snapshot within the RPO of {format_duration(self.rpo_s)}: "
+                f"the newest, {chosen.name}, is {age} old", hint="has the nightly backup job run for this tenant?"))
+        return TenantPoint(tenant, newest, chosen, exposure)
+
+    def _dump_points(self, platform: Platform, now: datetime, ph: Any) -> None:
+        listed = {o.key: o.etag for o in platform.store.list(layout.METADATA_PREFIX)}
+        scopes = [layout.ALL_SCOPE, *sorted({p.tenant.org_id for p in self.tenants})]
+        for scope in scopes:
+            try:
+                entry = newest_dump(platform, scope)
+            except RestoreFailed as exc:
+                if scope == layout.ALL_SCOPE:
+                    self.fail_and_go_on(ph, exc)
+                else:
+                    self.problems.append(Problem("recovery-points", "warning", f"organisation {scope}: {exc.message}",
+                                                 evidence={"scenario": self.scenario}))
+                continue
+            exposure = (now - entry.taken_at).total_seconds()
+            self.dumps[scope] = DumpPoint(entry, listed.get(entry.key, ""), exposure)
+            if exposure > self.rpo_s:
+                self.fail_and_go_on(ph, RestoreFailed(
+                    f"the newest dump of {scope}, {entry.key}, is {format_duration(exposure)} old, beyond the RPO "
+                    f"of {format_duration(self.rpo_s)}", hint="has the metadata backup job run?"))
+
+    def _retention(self, now: datetime) -> None:
+        """The runbook keeps 7 days: name the tenants missing a complete snapshot on a day."""
+        days = {(now - timedelta(days=n)).date() for n in range(RETENTION_DAYS)}
+        gaps: dict[str, int] = {}
+        for point in self.tenants:
+            entries = catalog.tenant_snapshots(self.platform.store, point.tenant) if point.chosen else []
+            covered = {e.started_at.date() for e in entries if e.complete and e.started_at}
+            missing = len(days - covered)
+            if missing:
+                gaps[point.tenant.key] = missing
+        self.notes["retention"] = {"days": RETENTION_DAYS, "tenants_missing_days": gaps}
+        if gaps:
+            worst = max(gaps.values())
+            self.problems.append(Problem(
+                "recovery-points", "warning",
+                f"{len(gaps)} tenant(s) lack a complete snapshot on some of the last {RETENTION_DAYS} days "
+                f"(up to {worst} day(s) missing)", "the runbook keeps 7 days of nightly snapshots",
+                {"scenario": self.scenario, "tenants": gaps}))
+
+    def _describe_points(self) -> dict[str, Any]:
+        return {
+            "snapshots": [{"tenant": p.tenant.key, "snapshot": p.chosen.name if p.chosen else None,
+                           "uuid": p.chosen.uuid if p.chosen else None,
+                           "started_at": p.chosen.started_at.isoformat() if p.chosen and p.chosen.started_at else None,
+                           "newest": p.newest.name if p.newest else None,
+                           "newest_state": p.newest.state if p.newest else None,
+                           "age_seconds": None if p.exposure_s is None else round(p.exposure_s, 3)}
+                          for p in self.tenants],
+            "dumps": [{"scope": scope, "key": d.entry.key, "size_bytes": d.entry.size, "etag": d.etag,
+                       "checksum_record": d.entry.has_checksum, "taken_at": d.entry.taken_at.isoformat(),
+                       "age_seconds": round(d.exposure_s, 3)} for scope, d in self.dumps.items()],
+        }
+
+    # --- 2. are they what they claim ------------------------------------------------------
+
+    @step
+    def check_integrity(self) -> None:
+        """Every chosen dump decrypts whole and ends as its format ends (checksum record first,
+        where one exists); the plaintext of the whole-database dump is kept for step 3."""
+        with self.phase("integrity") as ph:
+            self._plain_dir = tempfile.TemporaryDirectory(prefix="drdrill-restore-test-", dir=self.workdir)
+            for scope, point in self.dumps.items():
+                into = Path(self._plain_dir.name) / scope
+                into.mkdir()
+                try:
+                    dump = fetch_dump(self.platform, point.entry.key, self.sandbox.dump_password, self.settings.kdf,
+                                      into, scope)
+                except BackupIntegrityError as exc:
+                    self.fail_and_go_on(ph, exc)
+                    continue
+                self.notes.setdefault("integrity", []).append(
+                    {"key": dump.key, "sha256": dump.sha256, "checksum_verified": dump.checksum_verified,
+                     "notes": dump.notes})
+                if scope == layout.ALL_SCOPE:
+                    self.fetched[scope] = dump.plain
+                    self.metadata_restores.append(MetadataRestore(
+                        scope, dump.key, dump.sha256, dump.size_bytes, dump.checksum_verified,
+                        self.settings.kdf.describe(), self.settings.kdf.is_weak, 0.0, dump.notes))
+                else:
+                    dump.plain.unlink()
+
+    # --- 3-4. restore into an isolated copy -----------------------------------------------
+
+    @step
+    def restore_metadata(self) -> None:
+        self.timeline.mark_disaster(kind="restore test (declared)")
+        with self.phase("restore-metadata"):
+            plain = self.fetched.get(layout.ALL_SCOPE)
+            if plain is None:
+                raise RestoreFailed("no verified whole-database dump to restore")
+            started = self.timeline.clock.monotonic()
+            try:
+                self.scratch = self.sandbox.scratch_db(self.platform, scratch_database_name(self.drill_id))
+                self.scratch.restore_sql(plain, timeout_s=self.settings.wait_budget_s)
+            finally:
+                self._drop_plaintext()
+            self.metadata_restores[0].seconds = self.timeline.clock.monotonic() - started
+            self.owners = TenantIndices(self.scratch.containers_index_names())
+            for org, ns, index, docs in self.scratch.container_rows():
+                if docs is not None:
+                    self.recorded_docs.setdefault(f"{org}/{ns}", {})[index] = docs
+
+    @step
+    def restore_snapshots(self) -> None:
+        with self.phase("restore-snapshots") as ph:
+            platform, prefix = self.platform, self.sandbox.prefix
+            if platform.repo_root is not None:
+                self.sandbox.track_created(directories=[restore_copies(platform.repo_root, self.drill_id)])
+            for point in self.tenants:
+                if point.chosen is None:
+                    continue
+                repository = f"{prefix}{point.tenant.org_id}.{point.tenant.namespace}"
+                self.sandbox.track_created(repositories=[repository],
+                                           indices=[prefix + index for index in point.chosen.indices])
+                try:
+                    self.snapshot_restores.append(restore_tenant(
+                        platform, point.tenant, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
+                        snapshot=point.chosen.name, repository=repository, rename_prefix=prefix))
+                except RestoreFailed as exc:
+                    self.fail_and_go_on(ph, RestoreFailed(exc.message if str(point.tenant) in exc.message
+                                                          else f"tenant {point.tenant}: {exc.message}", hint=exc.hint))
+
+    # --- 5. verify ------------------------------------------------------------------------
+
+    @step
+    def verify(self) -> None:
+        with self.phase("verify"):
+            self.checks = self._gather_checks()
+            failed = [c for c in self.checks if not c.passed]
+            if failed:
+                raise VerificationFailed(f"{len(failed)} of {len(self.checks)} checks failed: "
+                                         + "; ".join(f"{c.name}: {c.detail}" for c in failed[:3]))
+            if any(p.kind == "failed" for p in self.problems):
+                # Part of the platform cannot be recovered: there is no T_recovered to measure.
+                self.timeline.event("recovery-incomplete", failed=[p.summary for p in self.problems
+                                                                   if p.kind == "failed"][:10])
+                return
+            self.timeline.mark_recovered(checks=len(self.checks))
+
+    def _gather_checks(self) -> list[chk.Check]:
+        platform, prefix = self.platform, self.sandbox.prefix
+        if self.scratch is None:
+            raise RestoreFailed("the metadata database was not restored: nothing to verify against")
+        out: list[chk.Check] = []
+        restored = {r.tenant: r for r in self.snapshot_restores}
+        observed = platform.cluster.indices_named([i for r in self.snapshot_restores for i in r.restored_as])
+        rows = self.scratch.containers_index_names()
+        for point in self.tenants:
+            done = restored.get(point.tenant.key)
+            if done is None:
+                continue
+            copies = {index: observed.get(prefix + index) for index in done.indices}
+            recorded = self.recorded_docs.get(point.tenant.key, {})
+            out.extend(chk.check_indices(point.tenant.key, {i: recorded[i] for i in done.indices if i in recorded},
+                                         {i: chk.IndexObservation(s.health, s.docs)
+                                          for i, s in copies.items() if s is not None}))
+            for index in done.indices:
+                state = copies[index]
+                if index not in recorded:  # no count to compare with: health and existence only
+                    out.append(chk.Check(f"index {index} is green", state is not None and state.health == "green",
+                                         f"health {state.health if state else 'missing'}", point.tenant.key))
+            tenant_rows = [r for r in rows if (r[0], r[1]) == (point.tenant.org_id, point.tenant.namespace)]
+            out.extend(_renamed(chk.check_cross_store(tenant_rows, set(done.indices), {point.tenant.key}),
+                                point.tenant))
+        self.notes["runbook_checks"] = {
+            "SELECT COUNT(*) FROM tenant_containers": self.scratch.table_count(),
+            "_cat/indices": {name: {"health": s.health, "docs.count": s.docs} for name, s in observed.items()},
+        }
+        unrecorded = [p.tenant.key for p in self.tenants if p.chosen and p.tenant.key not in self.recorded_docs]
+        if unrecorded:
+            self.notes["counts_not_recorded"] = unrecorded
+        return out
+
+    # --- measurement and clean-up ---------------------------------------------------------
+
+    def _drop_plaintext(self) -> None:
+        if self._plain_dir is not None:
+            self._plain_dir.cleanup()
+            self._plain_dir = None
+        self.fetched.clear()
+
+    def stop_canaries(self) -> None:
+        """No canaries here; the plaintext dump must not outlive the scenario either."""
+        self._drop_plaintext()
+
+    def outcome(self) -> DrillOutcome:
+        window = self.timeline.recovery_window()
+        rto = None
+        if window is not None and window[1] is not None:
+            rto = achieved_rto(window[0].offset, window[1].offset)
+        by_store: dict[tuple[str, str], float] = {}
+        for point in self.tenants:
+            if point.exposure_s is not None:
+                by_store[(point.tenant.key, "elasticsearch")] = point.exposure_s
+            dump = self.dumps.get(point.tenant.org_id) or self.dumps.get(layout.ALL_SCOPE)
+            if dump is not None:
+                by_store[(point.tenant.key, "postgres")] = dump.exposure_s
+        by_tenant: dict[str, float] = {}
+        for (tenant, _store), seconds in by_store.items():
+            by_tenant[tenant] = max(seconds, by_tenant.get(tenant, 0.0))
+        rpo = RpoResult(by_store, by_tenant, max(by_store.values()) if by_store else None)
+        complete = [p for p in self.tenants if p.chosen is not None]
+        return DrillOutcome(
+            scenario=self.scenario, objectives=self.settings.objectives, timeline=self.timeline,
+            problems=list(self.problems), checks=list(self.checks), backup=None,
+            metadata_restores=list(self.metadata_restores), snapshot_restores=list(self.snapshot_restores),
+            expected_docs={p.tenant.key: self.recorded_docs.get(p.tenant.key, {}) for p in complete},
+            rpo=rpo, rto_seconds=rto, exposure_seconds=rpo.worst, tenants=[p.tenant for p in self.tenants],
+            kdf=self.settings.kdf, versions=dict(self.versions), harness_error=any(
+                p.kind == "error" for p in self.problems), uncertain=False, expected_failure=self.expect_failure,
+            expectation_checked=self.expectation_checked, notes={"restore_test": self.notes},
+        )
+
+
+def _renamed(checks: list[chk.Check], tenant: Tenant) -> list[chk.Check]:
+    """Cross-store checks named per tenant (a restore test checks each tenant on its own)."""
+    return [chk.Check(f"{c.name} ({tenant})", c.passed, c.detail, tenant.key, c.evidence) for c in checks]
+

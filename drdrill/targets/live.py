@@ -1,0 +1,309 @@
+"""The live target: an environment drdrill did not start (staging), drilled in place and left
+as it was found.
+
+Everything the drill creates there is recorded as it is created and removed afterwards, also
+after a failure or Ctrl-C (:meth:`LiveTarget.cleanup`): restored copies of indices, read-only
+repository registrations, the scratch database and fetched repository copies. What the
+environment held before (indices, aliases, repositories, databases, rows, bucket objects) is
+fingerprinted at the start and compared at the end (:meth:`LiveTarget.altered_protected`).
+Nothing here can destroy or redeploy a service: destructive drills need Kubernetes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drdrill.adapters.elasticsearch import SearchCluster
+from drdrill.adapters.platform import Platform
+from drdrill.adapters.postgres import MetadataDb, PgConn
+from drdrill.adapters.s3 import ObjectStore
+from drdrill.drill.restore import RESTORE_COPIES_PREFIX
+from drdrill.errors import ConfigError, HarnessError
+from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings
+
+log = logging.getLogger(__name__)
+
+NOT_HERE = "destroying and redeploying services on --target live needs Kubernetes, which this version cannot drive"
+
+
+def drill_prefix(drill_id: str) -> str:
+    """What every index and repository a drill creates on a live cluster is named with."""
+    return f"drdrill-{drill_id.lower()}-"
+
+
+@dataclass
+class Created:
+    """What a drill created on a live environment, recorded as soon as it exists."""
+
+    indices: set[str] = field(default_factory=set)
+    repositories: set[str] = field(default_factory=set)
+    databases: set[str] = field(default_factory=set)
+    directories: set[Path] = field(default_factory=set)
+    wiped: set[str] = field(default_factory=set)  # scratch databases given by the user: emptied again
+
+
+@dataclass
+class Fingerprint:
+    """What "unchanged" means for a live environment."""
+
+    indices: dict[str, list[Any]]  # name -> [uuid, documents]; hidden (.) indices aside
+    aliases: dict[str, list[str]]
+    repositories: dict[str, str]  # name -> type and settings, as JSON
+    databases: list[str]
+    rows: dict[str, int]  # table -> rows in the platform's database
+    objects: dict[str, str]  # bucket key -> ETag
+
+    def differences(self, after: Fingerprint) -> list[str]:
+        out: list[str] = []
+        for what in ("indices", "aliases", "repositories", "rows", "objects"):
+            before_map, after_map = getattr(self, what), getattr(after, what)
+            gone = sorted(set(before_map) - set(after_map))
+            changed = sorted(k for k in set(before_map) & set(after_map) if before_map[k] != after_map[k])
+            new = sorted(set(after_map) - set(before_map)) if what != "objects" else []  # the job may add backups
+            out += [f"{what}: {k} is gone" for k in gone] + [f"{what}: {k} changed" for k in changed]
+            out += [f"{what}: {k} appeared" for k in new]
+        out += [f"databases: {d} is gone" for d in sorted(set(self.databases) - set(after.databases))]
+        out += [f"databases: {d} appeared" for d in sorted(set(after.databases) - set(self.databases))]
+        return out
+
+
+class LiveTarget:
+    """An existing environment, reached through the ``[target]`` table's endpoints. The
+    constructor does no I/O; :meth:`start` reads the secrets and connects."""
+
+    name = "live"
+
+    def __init__(self, settings: LiveTargetSettings, *, drill_id: str, pg_bindir: Path | None = None) -> None:
+        self.settings, self.drill_id, self.pg_bindir = settings, drill_id, pg_bindir
+        self.prefix = drill_prefix(drill_id)
+        self.created = Created()
+        self.protected: dict[str, str] = {}
+        self._secrets: LiveSecrets | None = None
+        self._before: Fingerprint | None = None
+
+    # --- connecting ----------------------------------------------------------------------
+
+    @property
+    def secrets(self) -> LiveSecrets:
+        if self._secrets is None:
+            self._secrets = LiveSecrets.read(self.settings)
+        return self._secrets
+
+    @property
+    def dump_password(self) -> bytes:
+        return self.secrets.dump_password
+
+    def platform(self, *, request_timeout_s: float = 60) -> Platform:
+        s, secret = self.settings, self.secrets
+        basic = (s.elasticsearch_username, secret.elasticsearch_password) \
+            if s.elasticsearch_username and secret.elasticsearch_password else None
+        try:
+            conn = PgConn.from_dsn(secret.postgres_dsn)
+        except ValueError as exc:
+            raise ConfigError(f"[target] {s.postgres_dsn.key}", f"{s.postgres_dsn.describe()}: {exc}") from None
+        return Platform(
+            cluster=SearchCluster(s.elasticsearch_url, request_timeout_s=request_timeout_s,
+                                  api_key=secret.elasticsearch_api_key, basic_auth=basic,
+                                  ca_file=str(s.elasticsearch_ca_file) if s.elasticsearch_ca_file else None),
+            store=ObjectStore(s.s3_endpoint, secret.s3_access_key, secret.s3_secret_key, s.s3_bucket,
+                              read_timeout_s=request_timeout_s),
+            db=MetadataDb(conn, bindir=self.pg_bindir, timeout_s=request_timeout_s),
+            # The DSN's role creates the scratch database; no other admin is asked for.
+            admin=conn,
+            repo_root=s.fs_repository_dir if s.repository == "fs" else None,
+        )
+
+    def scratch_db(self, platform: Platform, name: str) -> MetadataDb:
+        """Where the dump is restored: the user's scratch database (emptied), or a new one."""
+        dsn = self.secrets.postgres_scratch_dsn
+        if dsn is not None:
+            scratch = MetadataDb(PgConn.from_dsn(dsn), bindir=self.pg_bindir, timeout_s=platform.db.timeout_s)
+            self.created.wiped.add(dsn)
+            scratch.wipe()
+            return scratch
+        self.created.databases.add(name)
+        return platform.db.create_database(platform.db.conn, name)
+
+    def start(self) -> None:
+        platform = self.platform(request_timeout_s=30)
+        try:
+            self._before = fingerprint(platform)
+        finally:
+            platform.close()
+        self.protected = dict(self._before.objects)
+
+    def describe(self) -> dict[str, Any]:
+        """For the report: the endpoints and where the secrets come from (never their values)."""
+        return self.settings.describe()
+
+    # --- what a drill creates, and removing it --------------------------------------------
+
+    def track_created(self, *, indices: Sequence[str] = (), repositories: Sequence[str] = (),
+                      directories: Sequence[Path] = ()) -> None:
+        for name in [*indices, *repositories]:
+            if not name.startswith(self.prefix):
+                raise HarnessError(f"{name} is not named as this drill's ({self.prefix}*): refusing to own it")
+        self.created.indices.update(indices)
+        self.created.repositories.update(repositories)
+        self.created.directories.update(directories)
+
+    def cleanup(self) -> None:
+        """Remove exactly what this drill created; every removal is tried, failures named."""
+        if not any(vars(self.created).values()):
+            return
+        platform = self.platform(request_timeout_s=60)
+        failures: list[str] = []
+
+        def attempt(what: str, action: Any, *args: Any) -> None:
+            try:
+                action(*args)
+            except Exception as exc:  # one leftover must not keep the others in place
+                failures.append(f"{what}: {exc}")
+
+        for index in sorted(self.created.indices):
+            attempt(f"index {index}", platform.cluster.delete_indices, index)
+        for repository in sorted(self.created.repositories):
+            attempt(f"repository {repository}", platform.cluster.delete_repository, repository)
+        for database in sorted(self.created.databases):
+            attempt(f"database {database}", platform.db.drop_database, platform.db.conn, database)
+        for dsn in self.created.wiped:
+            attempt("scratch database", MetadataDb(PgConn.from_dsn(dsn), bindir=self.pg_bindir).wipe)
+        root = self.settings.fs_repository_dir
+        for directory in sorted(self.created.directories):
+            if root is not None and directory.parent == root and directory.name.startswith(RESTORE_COPIES_PREFIX):
+                attempt(f"directory {directory}", shutil.rmtree, directory)
+        platform.close()
+        self.created = Created()
+        if failures:
+            raise HarnessError(f"could not remove everything the drill created: {'; '.join(failures[:3])}",
+                               hint="remove it by hand: every name starts with " + self.prefix)
+
+    def altered_protected(self) -> list[str]:
+        """What differs from the environment as the drill found it (after cleanup: nothing)."""
+        if self._before is None:
+            return []
+        platform = self.platform(request_timeout_s=30)
+        try:
+            return self._before.differences(fingerprint(platform))
+        finally:
+            platform.close()
+
+    def heal(self) -> None:
+        """Between scenarios: take away what the previous one created."""
+        self.cleanup()
+
+    def undo_faults(self) -> None:
+        """No fault is injected on a live environment."""
+
+    def track_written(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> None:
+        raise HarnessError("a drill never writes into a live environment's backup store")
+
+    # --- what cannot be done here ----------------------------------------------------------
+
+    def destroy(self, services: list[str]) -> list[str]:
+        raise HarnessError(f"site loss is not available on this target: {NOT_HERE}",
+                           hint="run the restore test (features/restore_test.feature), or drill --target local")
+
+    def redeploy(self, services: list[str]) -> None:
+        raise HarnessError(f"redeploy not available on this target: {NOT_HERE}")
+
+    def process_state(self, service: str) -> str:
+        return "n/a"  # a remote service's process is not drdrill's to see
+
+    def signal_service(self, service: str, signum: int) -> None:
+        raise HarnessError("fault injection is not available on --target live")
+
+    def rotate_store_credentials(self) -> None:
+        raise HarnessError("fault injection is not available on --target live")
+
+    def stop(self) -> None:
+        """Nothing to stop: drdrill did not start this environment."""
+
+
+def fingerprint(platform: Platform) -> Fingerprint:
+    cluster, db = platform.cluster, platform.db
+    docs = cluster.indices("*")
+    uuids = cluster.index_uuids(sorted(docs))
+    return Fingerprint(
+        indices={name: [uuids.get(name), state.docs] for name, state in docs.items() if not name.startswith(".")},
+        aliases={alias: idx for alias, idx in cluster.aliases().items() if not alias.startswith(".")},
+        repositories={name: json.dumps(body, sort_keys=True) for name, body in cluster.repositories().items()},
+        databases=db.databases(),
+        rows=db.table_counts(),
+        objects={o.key: o.etag for o in platform.store.list("")},
+    )
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One thing `drdrill target check` asked an endpoint, and its answer."""
+
+    endpoint: str
+    check: str
+    ok: bool
+    detail: str
+
+
+def check_target(target: LiveTarget) -> list[Capability]:
+    """Connect to each endpoint and ask what a restore test needs: versions, reading the
+    bucket, reading snapshots, reading es_metadata and creating a scratch database."""
+    settings = target.settings
+    platform = target.platform(request_timeout_s=10)
+    out: list[Capability] = []
+
+    def ask(endpoint: str, check: str, action: Any) -> Any:
+        try:
+            value = action()
+        except Exception as exc:  # the answer is the point: any failure is reported, not raised
+            text = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
+            out.append(Capability(endpoint, check, False, text))
+            return None
+        detail = value if isinstance(value, str) else "ok"
+        out.append(Capability(endpoint, check, True, detail))
+        return value
+
+    es = f"elasticsearch {settings.elasticsearch_url}"
+    ask(es, "version", platform.cluster.version)
+    ask(es, "list snapshot repositories", lambda: f"{len(platform.cluster.repositories())} registered")
+    s3 = f"s3 {settings.s3_endpoint} bucket {settings.s3_bucket}"
+    ask(s3, "list the bucket", lambda: f"{sum(1 for _ in platform.store.list(''))} objects")
+    from drdrill.backups import catalog
+    ask(s3, "find tenant repositories", lambda: f"{len(catalog.discover_tenants(platform.store))} tenant paths")
+    from drdrill.core.layout import DRILL_MARKER_KEY
+    ask(s3, "drill-environment marker", lambda: "present" if platform.store.exists(DRILL_MARKER_KEY) else
+        "absent (destructive drills refused)")
+    pg = f"postgres {platform.db.conn!r}"
+    ask(pg, "version", platform.db.server_version)
+    ask(pg, "read tenant_containers", lambda: f"{platform.db.table_count()} rows")
+    if settings.postgres_scratch_dsn is not None:
+        ask(pg, "scratch database", lambda: MetadataDb(PgConn.from_dsn(target.secrets.postgres_scratch_dsn or ""),
+                                                       bindir=target.pg_bindir).server_version() and "reachable")
+    else:
+        ask(pg, "may create a scratch database", lambda: _may_create_database(platform.db))
+    if settings.repository == "fs":
+        root = settings.fs_repository_dir
+        ask(f"fs {root}", "writable repository directory", lambda: _writable(root))
+    platform.close()
+    return out
+
+
+def _may_create_database(db: MetadataDb) -> str:
+    if not db.may_create_database():
+        raise HarnessError(f"role {db.conn.user} may not create databases",
+                           hint="grant CREATEDB, or give postgres_scratch_dsn_env")
+    return "yes (CREATEDB)"
+
+
+def _writable(root: Path | None) -> str:
+    if root is None or not root.is_dir():
+        raise HarnessError(f"{root} is not a directory here", hint="mount the nodes' path.repo at this path")
+    if not os.access(root, os.W_OK):
+        raise HarnessError(f"{root} is not writable by drdrill")
+    return "ok"

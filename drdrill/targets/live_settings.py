@@ -1,0 +1,206 @@
+"""The live target's ``[target]`` table (DESIGN.md, "Live target"): an environment drdrill did
+not start. Secrets are never values in the file: a ``*_env`` key names an environment variable
+and a ``*_file`` key a file holding the value; they are read once, when the target starts.
+
+```toml
+[target]
+environment = "staging"                 # "drill" (+ the bucket's marker) allows destructive drills
+elasticsearch_url = "https://es.staging.example:9200"
+elasticsearch_api_key_env = "ES_API_KEY"            # or elasticsearch_username + elasticsearch_password_env
+elasticsearch_ca_file = "/etc/ssl/staging-ca.pem"   # optional
+s3_endpoint = "https://minio.staging.example:9000"
+s3_bucket = "es-backups"
+s3_access_key_env = "S3_ACCESS_KEY"
+s3_secret_key_env = "S3_SECRET_KEY"
+postgres_dsn_env = "PG_DSN"             # a role that reads es_metadata and may create a database
+postgres_scratch_dsn_env = "PG_SCRATCH" # optional: a database the drill may wipe
+dump_password_env = "DB_PASSWORD"       # or dump_password_file
+repository = "fs"                       # or "s3" (Elasticsearch reads the bucket itself)
+fs_repository_dir = "/mnt/es-repo"      # with "fs": a directory every node reads as path.repo
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from drdrill.core.layout import DRILL_MARKER_KEY as MARKER_KEY  # noqa: F401 - re-exported
+from drdrill.errors import ConfigError, PasswordSourceError
+
+DRILL_ENVIRONMENT = "drill"
+REPOSITORY_KINDS = ("fs", "s3")
+
+# Secrets: each may come from an environment variable (<name>_env) or a file (<name>_file).
+_SECRETS = ("elasticsearch_api_key", "elasticsearch_password", "s3_access_key", "s3_secret_key", "postgres_dsn",
+            "postgres_scratch_dsn", "dump_password")
+_PLAIN = ("environment", "elasticsearch_url", "elasticsearch_username", "elasticsearch_ca_file", "s3_endpoint",
+          "s3_bucket", "repository", "fs_repository_dir")
+_KUBERNETES = ("kubeconfig", "context", "namespace")
+KNOWN_KEYS = frozenset(_PLAIN) | {f"{s}_{how}" for s in _SECRETS for how in ("env", "file")} | frozenset(_KUBERNETES)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret is: ``("env", VAR)`` or ``("file", PATH)``; the key it was given under."""
+
+    key: str
+    source: Literal["env", "file"]
+    where: str
+
+    def read(self, environ: Mapping[str, str]) -> str:
+        """The value, with one trailing newline of a file removed. Errors name the variable or
+        file, never the value."""
+        if self.source == "env":
+            value = environ.get(self.where)
+            if value is None:
+                raise PasswordSourceError(f"[target] {self.key}_env: environment variable {self.where} is not set",
+                                          hint=f"export {self.where}=...")
+        else:
+            try:
+                value = Path(self.where).read_text().removesuffix("\n").removesuffix("\r")
+            except OSError as exc:
+                raise PasswordSourceError(f"[target] {self.key}_file: cannot read {self.where}: "
+                                          f"{exc.strerror or exc}") from None
+        if not value:
+            raise PasswordSourceError(f"[target] {self.key}: {self.source} {self.where} is empty")
+        return value
+
+    def describe(self) -> str:
+        return f"${self.where}" if self.source == "env" else f"file {self.where}"
+
+
+@dataclass(frozen=True)
+class LiveTargetSettings:
+    environment: str
+    elasticsearch_url: str
+    s3_endpoint: str
+    s3_bucket: str
+    s3_access_key: SecretRef
+    s3_secret_key: SecretRef
+    postgres_dsn: SecretRef
+    dump_password: SecretRef
+    repository: Literal["fs", "s3"]
+    fs_repository_dir: Path | None = None
+    elasticsearch_api_key: SecretRef | None = None
+    elasticsearch_username: str | None = None
+    elasticsearch_password: SecretRef | None = None
+    elasticsearch_ca_file: Path | None = None
+    postgres_scratch_dsn: SecretRef | None = None
+    source: str = field(default="config", compare=False)
+
+    @property
+    def may_be_destroyed(self) -> bool:
+        """The first of the two marks a destructive drill needs (the bucket's marker is the other)."""
+        return self.environment == DRILL_ENVIRONMENT
+
+    def describe(self) -> dict[str, Any]:
+        """What the report records: endpoints and where secrets come from, never their values."""
+        return {
+            "environment": self.environment, "elasticsearch_url": self.elasticsearch_url,
+            "s3_endpoint": self.s3_endpoint, "s3_bucket": self.s3_bucket, "repository": self.repository,
+            "fs_repository_dir": str(self.fs_repository_dir) if self.fs_repository_dir else None,
+            "elasticsearch_auth": ("api key" if self.elasticsearch_api_key else
+                                   f"user {self.elasticsearch_username}" if self.elasticsearch_username else "none"),
+            "scratch_database": "given" if self.postgres_scratch_dsn else "created per drill",
+        }
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], *, source: str = "config") -> LiveTargetSettings:
+        where = f"{source}: [target]"
+        unknown = sorted(set(table) - KNOWN_KEYS)
+        if unknown:
+            raise ConfigError(where, f"unknown key(s) {', '.join(unknown)}",
+                              hint="secrets go in *_env or *_file keys; see DESIGN.md, Live target")
+        kubernetes = [k for k in _KUBERNETES if k in table]
+        if kubernetes:
+            raise ConfigError(where, f"{', '.join(kubernetes)}: Kubernetes targets are not supported by this "
+                              "version of drdrill", hint="drill the services' endpoints directly")
+        for key, value in table.items():
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where} {key}", f"{value!r} is not a non-empty string")
+        secrets = {name: _secret(table, name, where) for name in _SECRETS}
+
+        def required(key: str) -> str:
+            if key not in table:
+                raise ConfigError(f"{where} {key}", "is required")
+            return str(table[key])
+
+        def required_secret(name: str) -> SecretRef:
+            ref = secrets[name]
+            if ref is None:
+                raise ConfigError(f"{where} {name}_env", f"is required (or {name}_file)")
+            return ref
+
+        repository = required("repository")
+        if repository not in REPOSITORY_KINDS:
+            raise ConfigError(f"{where} repository", f"{repository!r} is not one of {', '.join(REPOSITORY_KINDS)}")
+        fs_dir = table.get("fs_repository_dir")
+        if repository == "fs" and not fs_dir:
+            raise ConfigError(f"{where} fs_repository_dir", "is required with repository = \"fs\"",
+                              hint="a directory every Elasticsearch node reads as path.repo")
+        if fs_dir and not Path(fs_dir).is_absolute():
+            raise ConfigError(f"{where} fs_repository_dir", f"{fs_dir!r} is not an absolute path")
+        basic = table.get("elasticsearch_username") or secrets["elasticsearch_password"]
+        if secrets["elasticsearch_api_key"] and basic:
+            raise ConfigError(where, "give an Elasticsearch API key or a username and password, not both")
+        if bool(table.get("elasticsearch_username")) != bool(secrets["elasticsearch_password"]):
+            raise ConfigError(where, "elasticsearch_username and elasticsearch_password_env go together")
+        for url_key in ("elasticsearch_url", "s3_endpoint"):
+            if not required(url_key).startswith(("http://", "https://")):
+                raise ConfigError(f"{where} {url_key}", f"{table[url_key]!r} is not an http(s) URL")
+        return cls(
+            environment=required("environment"), elasticsearch_url=required("elasticsearch_url").rstrip("/"),
+            s3_endpoint=required("s3_endpoint").rstrip("/"), s3_bucket=required("s3_bucket"),
+            s3_access_key=required_secret("s3_access_key"), s3_secret_key=required_secret("s3_secret_key"),
+            postgres_dsn=required_secret("postgres_dsn"), dump_password=required_secret("dump_password"),
+            repository=repository,  # type: ignore[arg-type]  # checked above
+            fs_repository_dir=Path(fs_dir) if fs_dir else None,
+            elasticsearch_api_key=secrets["elasticsearch_api_key"],
+            elasticsearch_username=table.get("elasticsearch_username"),
+            elasticsearch_password=secrets["elasticsearch_password"],
+            elasticsearch_ca_file=Path(table["elasticsearch_ca_file"]) if table.get("elasticsearch_ca_file") else None,
+            postgres_scratch_dsn=secrets["postgres_scratch_dsn"], source=source,
+        )
+
+
+def _secret(table: Mapping[str, Any], name: str, where: str) -> SecretRef | None:
+    env, file = table.get(f"{name}_env"), table.get(f"{name}_file")
+    if env and file:
+        raise ConfigError(f"{where} {name}", f"give {name}_env or {name}_file, not both")
+    if env:
+        return SecretRef(name, "env", env)
+    if file:
+        return SecretRef(name, "file", file)
+    return None
+
+
+@dataclass(frozen=True)
+class LiveSecrets:
+    """The secrets' values, read once. Never printed: no field shows in the repr."""
+
+    s3_access_key: str = field(repr=False)
+    s3_secret_key: str = field(repr=False)
+    postgres_dsn: str = field(repr=False)
+    dump_password: bytes = field(repr=False)
+    elasticsearch_api_key: str | None = field(default=None, repr=False)
+    elasticsearch_password: str | None = field(default=None, repr=False)
+    postgres_scratch_dsn: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, settings: LiveTargetSettings, environ: Mapping[str, str] | None = None) -> LiveSecrets:
+        env = os.environ if environ is None else environ
+
+        def optional(ref: SecretRef | None) -> str | None:
+            return ref.read(env) if ref is not None else None
+
+        return cls(
+            s3_access_key=settings.s3_access_key.read(env), s3_secret_key=settings.s3_secret_key.read(env),
+            postgres_dsn=settings.postgres_dsn.read(env), dump_password=os.fsencode(settings.dump_password.read(env)),
+            elasticsearch_api_key=optional(settings.elasticsearch_api_key),
+            elasticsearch_password=optional(settings.elasticsearch_password),
+            postgres_scratch_dsn=optional(settings.postgres_scratch_dsn),
+        )

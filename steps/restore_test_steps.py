@@ -1,0 +1,73 @@
+"""Steps of the restore test of the platform's own backups (``--target live``): each parses
+its words, calls drdrill.drill.restore_test, and lets the ``restore_test`` fixture carry state."""
+
+from __future__ import annotations
+
+from pytest_bdd import given, then, when
+
+from drdrill.core.objectives import ObjectiveCheck
+from drdrill.errors import RecoveryFailure, VerificationFailed
+
+
+@given("the platform's newest recovery points are found")
+def restore_test_find_points(restore_test):
+    restore_test.find_recovery_points()
+
+
+@given("their integrity is checked without relying on checksum records")
+def restore_test_integrity(restore_test):
+    restore_test.check_integrity()
+
+
+@when("the newest metadata dump is restored into a scratch database")
+def restore_test_restore_dump(restore_test):
+    restore_test.restore_metadata()
+
+
+@when("every tenant's newest snapshot is restored beside the live indices")
+def restore_test_restore_snapshots(restore_test):
+    restore_test.restore_snapshots()
+
+
+@when("the restored copy is verified")
+def restore_test_verify(restore_test):
+    restore_test.verify()
+
+
+def _require_checks(session, words: tuple[str, ...]) -> None:
+    chosen = [c for c in session.checks if any(w in c.name for w in words)]
+    if not chosen:
+        raise VerificationFailed(f"no verification covered {' / '.join(words)}")
+    failed = [c for c in chosen if not c.passed]
+    if failed:
+        raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed[:3]))
+
+
+@then("every restored index is green with the documents the platform recorded")
+def restore_test_indices_ok(restore_test):
+    _require_checks(restore_test, ("is green", "document count", "exists"))
+
+
+@then("every restored row has its index in the tenant's snapshot and every index its row")
+def restore_test_cross_store_ok(restore_test):
+    _require_checks(restore_test, ("every tenant row", "every restored index"))
+
+
+@then("every tenant has a complete recovery point within the objective")
+def restore_test_exposure_ok(restore_test):
+    rpo = restore_test.outcome().rpo
+    result = ObjectiveCheck("backup exposure", rpo.worst if rpo else None,
+                            restore_test.settings.objectives.rpo_seconds)
+    if not result.met:
+        raise RecoveryFailure(result.reason)
+    failed = [p.summary for p in restore_test.problems if p.kind == "failed"]
+    if failed:
+        raise RecoveryFailure(f"{len(failed)} recovery point(s) unusable: {failed[0]}")
+
+
+@then("the restore time is within the objective")
+def restore_test_restore_time_ok(restore_test):
+    result = ObjectiveCheck("restore time (RTO)", restore_test.outcome().rto_seconds,
+                            restore_test.settings.objectives.rto_seconds)
+    if not result.met:
+        raise RecoveryFailure(result.reason)

@@ -1,0 +1,276 @@
+"""`drdrill run --target live`: the restore test of backups drdrill did not write.
+
+A "staging" environment is a separate local stack filled and backed up the platform's way
+(tests/platform/platform_job.sh: psql, curl, Elasticsearch's own snapshot API with the
+platform's snapshot names, `pg_dump | openssl enc -aes-256-cbc -salt -k`, no checksum records).
+Every case compares the environment with a fingerprint taken before it: the drill must leave
+it exactly as it found it, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from elasticsearch import Elasticsearch
+
+from drdrill.adapters.s3 import ObjectStore
+from drdrill.config import stack_settings_from_env
+from drdrill.provision.postgres import find_pg_bindir
+from drdrill.stack.local import LocalStack
+from drdrill.targets.base import Endpoints
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB = ROOT / "tests" / "platform" / "platform_job.sh"
+TENANTS = {"org1/ns1": (2, 30), "org1/ns2": (1, 20), "org2/ns1": (1, 25)}
+DUMP_PASSWORD = "runbook dump pass"
+
+
+@dataclass
+class Staging:
+    stack: LocalStack
+    ep: Endpoints
+    env: dict[str, str]  # the job's environment, and the secrets the [target] table names
+    config: Path
+    store: ObjectStore
+
+    def job(self, *args: str) -> str:
+        result = subprocess.run(["bash", str(JOB), *args], env=self.env, capture_output=True, text=True,
+                                timeout=300, check=False)
+        assert result.returncode == 0, (args, result.stderr[-1000:])
+        return result.stdout.strip()
+
+    def drdrill(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "drdrill", "-q", *args], cwd=ROOT, capture_output=True,
+                              text=True, env=env or self.env, timeout=600, check=False)
+
+    def run(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+            ) -> tuple[subprocess.CompletedProcess[str], dict | None]:
+        report_dir = tmp_path / f"report-{uuid.uuid4().hex[:6]}"
+        result = self.drdrill("run", *args, "--target", "live", "--config", str(self.config), "--report-dir",
+                              str(report_dir), env=env)
+        path = report_dir / "report.json"
+        return result, json.loads(path.read_text()) if path.exists() else None
+
+    def fingerprint(self) -> dict[str, object]:
+        """Indices (+ uuid, count), aliases, repositories, databases, rows, bucket objects +
+        ETags: read with the services' own clients, independently of drdrill's."""
+        es = Elasticsearch(self.ep.elasticsearch_url, request_timeout=30)
+        try:
+            indices = {r["index"]: (r["uuid"], r["docs.count"]) for r in es.cat.indices(format="json",
+                                                                                       h="index,uuid,docs.count")}
+            aliases = dict(es.indices.get_alias())
+            repositories = dict(es.snapshot.get_repository())
+        finally:
+            es.close()
+        with psycopg.connect(self.ep.pg_admin_dsn(self.ep.pg_database)) as conn:
+            databases = sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall())
+            rows = conn.execute("SELECT count(*), sum(doc_count) FROM tenant_containers").fetchone()
+        objects = {o.key: o.etag for o in self.store.list("")}
+        return {"indices": indices, "aliases": aliases, "repositories": repositories, "databases": databases,
+                "rows": rows, "objects": objects}
+
+
+def _config(ep: Endpoints, **overrides: str) -> str:
+    table = {
+        "environment": "staging", "elasticsearch_url": ep.elasticsearch_url, "s3_endpoint": ep.s3_endpoint,
+        "s3_bucket": ep.bucket, "s3_access_key_env": "STAGING_S3_ACCESS_KEY",
+        "s3_secret_key_env": "STAGING_S3_SECRET_KEY", "postgres_dsn_env": "STAGING_PG_DSN",
+        "dump_password_env": "STAGING_DB_PASSWORD", "repository": "fs", "fs_repository_dir": str(ep.es_repo_root),
+        **overrides}
+    return "[target]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+
+
+@pytest.fixture(scope="module")
+def staging(paths, tmp_path_factory) -> Iterator[Staging]:
+    stack = LocalStack(paths, stack_settings_from_env(), stack_name=f"pytest-staging-{uuid.uuid4().hex[:6]}")
+    ep = stack.up()
+    try:
+        assert ep.es_repo_root is not None
+        bindir = find_pg_bindir()
+        env = {**os.environ, "ES_URL": ep.elasticsearch_url, "S3_ENDPOINT": ep.s3_endpoint, "S3_BUCKET": ep.bucket,
+               "S3_ACCESS_KEY": ep.s3_access_key, "S3_SECRET_KEY": ep.s3_secret_key, "PGHOST": ep.pg_host,
+               "PGPORT": str(ep.pg_port), "PGUSER": ep.pg_user, "PGPASSWORD": ep.pg_password,
+               "PGDATABASE": ep.pg_database, "DB_PASSWORD": DUMP_PASSWORD,
+               "REPO_DIR": str(ep.es_repo_root / "platform"),
+               "PATH": f"{bindir}:{os.environ['PATH']}" if bindir else os.environ["PATH"],
+               # What the [target] table names: the secrets, from the environment.
+               "STAGING_S3_ACCESS_KEY": ep.s3_access_key, "STAGING_S3_SECRET_KEY": ep.s3_secret_key,
+               "STAGING_PG_DSN": ep.pg_admin_dsn(ep.pg_database), "STAGING_DB_PASSWORD": DUMP_PASSWORD}
+        config = tmp_path_factory.mktemp("staging") / "staging.toml"
+        config.write_text(_config(ep))
+        staging = Staging(stack, ep, env, config, ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key,
+                                                              ep.bucket))
+        staging.job("schema")
+        for tenant, (indices, docs) in TENANTS.items():
+            staging.job("tenant", tenant, str(indices), str(docs))
+        for tenant in TENANTS:
+            staging.job("snapshot", tenant, "nightly-2026.11.26-0200")
+        staging.job("dump", "all")
+        for org in ("org1", "org2"):
+            staging.job("dump", org)
+        yield staging
+    finally:
+        stack.down(purge=True)
+
+
+@pytest.fixture
+def unchanged(staging) -> Iterator[None]:
+    """The case must leave staging exactly as it found it."""
+    before = staging.fingerprint()
+    yield
+    assert staging.fingerprint() == before
+
+
+def test_target_check_names_versions_and_capabilities(staging):
+    result = staging.drdrill("target", "check", "--config", str(staging.config))
+    assert result.returncode == 0, result.stderr
+    assert "9." in result.stdout and "may create a scratch database" in result.stdout
+    wrong = {**staging.env, "STAGING_S3_SECRET_KEY": "not-the-key"}
+    refused = staging.drdrill("target", "check", "--config", str(staging.config), env=wrong)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("drdrill: error: s3 ") and "SignatureDoesNotMatch" in refused.stderr
+    missing = {k: v for k, v in staging.env.items() if k != "STAGING_PG_DSN"}
+    unset = staging.drdrill("target", "check", "--config", str(staging.config), env=missing)
+    assert unset.returncode == 2 and "STAGING_PG_DSN is not set" in unset.stderr
+
+
+def test_the_platforms_backups_restore_and_staging_is_left_as_it_was(staging, tmp_path, unchanged):
+    result, report = staging.run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report is not None and report["verdict"] == "passed" and report["target"] == "live"
+    assert "PASSED" in result.stdout
+    points = report["evidence"]["notes"]["restore_test"]["recovery_points"]
+    assert sorted(p["tenant"] for p in points["snapshots"]) == sorted(TENANTS)
+    assert {p["snapshot"] for p in points["snapshots"]} == {"nightly-2026.11.26-0200"}
+    assert {d["scope"] for d in points["dumps"]} == {"all", "org1", "org2"}
+    assert not any(d["checksum_record"] for d in points["dumps"])  # the platform writes none
+    assert any("no checksum record" in w["summary"] for w in report["weaknesses"])
+    restored = {(t["org_id"] + "/" + t["namespace"]): {i["name"]: i["docs_restored"] for i in t["indices"]}
+                for t in report["tenants"]}
+    assert restored == {tenant: {f"logs-{tenant.replace('/', '-')}-{n}": docs for n in range(1, indices + 1)}
+                        for tenant, (indices, docs) in TENANTS.items()}
+    assert report["achieved"]["rto_seconds"] > 0 and report["achieved"]["rpo_seconds"] > 0
+    checks = report["evidence"]["notes"]["restore_test"]["runbook_checks"]
+    assert checks["SELECT COUNT(*) FROM tenant_containers"] == sum(i for i, _ in TENANTS.values())
+    assert report["evidence"]["notes"]["restore_test"]["target"]["environment"] == "staging"
+    text = json.dumps(report)
+    for secret in (staging.ep.s3_secret_key, DUMP_PASSWORD, staging.ep.pg_admin_password):
+        assert secret not in text
+
+
+def test_a_wrong_dump_password_fails_naming_the_dump(staging, tmp_path, unchanged):
+    result, report = staging.run(tmp_path, env={**staging.env, "STAGING_DB_PASSWORD": "not the password"})
+    assert result.returncode == 1, result.stderr
+    assert report is not None and report["verdict"] == "failed"
+    assert "metadata/all/metadata_backup_all_" in result.stdout and "cannot be decrypted" in result.stdout
+
+
+def test_a_truncated_newest_dump_fails_naming_it(staging, tmp_path):
+    before = staging.fingerprint()
+    newest = max(o.key for o in staging.store.list("metadata/all/"))
+    data = staging.store.get_bytes(newest)
+    time.sleep(1)  # the truncated one is newer by its name's second
+    truncated = tmp_path / "truncated.sql.enc"
+    truncated.write_bytes(data[: len(data) // 2 // 16 * 16])
+    key = f"metadata/all/metadata_backup_all_{time.strftime('%Y%m%d_%H%M%S', time.gmtime())}.sql.enc"
+    staging.job("put", key, str(truncated))
+    try:
+        result, report = staging.run(tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert key in result.stdout
+        assert report is not None and any(key in p["summary"] for p in report["problems"] if p["kind"] == "failed")
+    finally:
+        staging.job("delete", key)
+    assert staging.fingerprint() == before
+
+
+def test_no_snapshot_within_the_rpo_fails_naming_the_tenants(staging, tmp_path, unchanged):
+    result, report = staging.run(tmp_path, "--rpo", "1s")
+    assert result.returncode == 1, result.stderr
+    assert report is not None
+    failed = " ".join(p["summary"] for p in report["problems"] if p["kind"] == "failed")
+    for tenant in TENANTS:
+        assert f"tenant {tenant} has no complete snapshot within the RPO" in failed
+
+
+def test_the_platforms_own_repository_registrations_are_never_touched(staging, tmp_path, unchanged):
+    """Staging's cluster has its own repositories on the tenants' paths: drdrill registers its
+    own, read-only, under names of its own, and removes only those."""
+    es = Elasticsearch(staging.ep.elasticsearch_url, request_timeout=30)
+    before = dict(es.snapshot.get_repository())
+    es.close()
+    assert {f"platform-{t.replace('/', '-')}" for t in TENANTS} <= set(before)
+    result, report = staging.run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report is not None
+    used = {s["repository"] for s in report["evidence"]["snapshots"]}
+    assert used and not used & set(before) and all(r.startswith("drdrill-") for r in used)
+
+
+def test_ctrl_c_mid_restore_leaves_nothing_behind(staging, tmp_path, unchanged):
+    report_dir = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "drdrill", "run", "--target", "live", "--config",
+                             str(staging.config), "--report-dir", str(report_dir)], cwd=ROOT, env=staging.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "restored beside the live indices" in line:  # the restore step has begun
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            break
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 3, out
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["incomplete"] and report["verdict"] == "error"
+
+
+def test_a_destructive_drill_on_an_unmarked_environment_is_refused(staging, tmp_path, unchanged):
+    result, report = staging.run(tmp_path, "features/full_site_recovery.feature")
+    assert result.returncode == 2 and report is None
+    assert "not marked as a drill environment" in result.stderr and "drdrill/DRILL_ENVIRONMENT" in result.stderr
+
+
+def test_a_destructive_drill_on_a_marked_environment_stops_before_touching_it(staging, tmp_path):
+    """Marked twice over, it is allowed, but cannot be done without Kubernetes: exit 3 before
+    anything is touched, never a half-done recovery."""
+    marked = tmp_path / "marked.toml"
+    marked.write_text(_config(staging.ep, environment="drill"))
+    staging.store.put_bytes("drdrill/DRILL_ENVIRONMENT", b"drill environment\n")
+    try:
+        before = staging.fingerprint()
+        result = staging.drdrill("run", "features/full_site_recovery.feature", "--target", "live", "--config",
+                                 str(marked), "--report-dir", str(tmp_path / "r"))
+        assert result.returncode == 3, result.stderr
+        assert "Kubernetes" in result.stderr and not (tmp_path / "r").exists()
+        assert staging.fingerprint() == before
+    finally:
+        staging.store.delete(["drdrill/DRILL_ENVIRONMENT"])
+
+
+def test_a_tenant_whose_newest_snapshot_is_partial_fails_naming_it(staging, tmp_path):
+    """Last: it leaves a PARTIAL snapshot in staging, as the platform's job would have."""
+    staging.job("tenant", "org3/ns1", "1", "10")
+    staging.job("snapshot", "org3/ns1", "nightly-2026.11.25-0200")
+    staging.job("unassignable", "org3/ns1")
+    staging.job("snapshot", "org3/ns1", "nightly-2026.11.26-0200", "partial")
+    before = staging.fingerprint()
+    result, report = staging.run(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "tenant org3/ns1" in result.stdout and "PARTIAL" in result.stdout
+    assert report is not None
+    # The other tenants were still restored and reported.
+    assert {r["org_id"] + "/" + r["namespace"] for r in report["tenants"] if r["indices"]} >= set(TENANTS)
+    assert staging.fingerprint() == before

@@ -1,0 +1,96 @@
+"""Drill settings from TOML: values land where they should, typos and bad values are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drdrill.adapters.crypto import RECOMMENDED_PBKDF2_ITERATIONS
+from drdrill.config import DrillSettings, Paths, check_stack_name, load_settings, settings_from_dict
+from drdrill.core.layout import Tenant
+from drdrill.errors import ConfigError, UsageError
+
+
+def test_full_file(tmp_path):
+    path = tmp_path / "drdrill.toml"
+    path.write_text('[objectives]\nrto = "10m"\nrpo = "1h"\n[data]\ntenants = ["a/b", "c/d"]\n'
+                    'indices_per_tenant = 3\ndocs_per_index = 50\n[canary]\ninterval = "100ms"\npost_backup = "5s"\n'
+                    '[encryption]\npbkdf2 = true\niterations = 1000\n')
+    settings = load_settings(path)
+    assert (settings.objectives.rto_seconds, settings.objectives.rpo_seconds) == (600, 3600)
+    assert settings.tenants == [Tenant("a", "b"), Tenant("c", "d")]
+    assert (settings.data.indices_per_tenant, settings.data.docs_per_index) == (3, 50)
+    assert (settings.canary_interval_s, settings.post_backup_s) == (0.1, 5)
+    assert settings.kdf.pbkdf2 and settings.kdf.iterations == 1000 and not settings.kdf.is_weak
+
+
+def test_missing_keys_keep_defaults():
+    base = DrillSettings()
+    settings = settings_from_dict({"objectives": {"rto": "5m"}}, base)
+    assert settings.objectives.rto_seconds == 300 and settings.objectives.rpo_seconds == base.objectives.rpo_seconds
+    assert settings.tenants == base.tenants
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ({"objectivs": {}}, "config"),
+    ({"objectives": {"rt0": "5m"}}, "[objectives]"),
+    ({"objectives": {"rto": "soon"}}, "objectives.rto"),
+    ({"data": {"tenants": []}}, "data.tenants"),
+    ({"data": {"tenants": ["BAD/x"]}}, "org_id"),
+    ({"data": {"docs_per_index": "many"}}, "data.docs_per_index"),
+    ({"canary": "fast"}, "[canary]"),
+    ({"canary": {"interval": "0s"}}, "canary.interval"),
+    ({"canary": {"interval": 0}}, "canary.interval"),
+    ({"encryption": {"pbkdf2": "no"}}, "encryption.pbkdf2"),
+    ({"encryption": {"pbkdf2": 1}}, "encryption.pbkdf2"),
+    ({"encryption": {"iterations": True}}, "encryption.iterations"),
+    ({"encryption": {"md": 5}}, "encryption.md"),
+    ({"data": {"indices_per_tenant": True}}, "data.indices_per_tenant"),
+    ({"data": {"tenants": ["a-b/c", "a/b-c"]}}, "ambiguous"),
+    ({"objectives": {"rto": "١٢s"}}, "objectives.rto"),
+    ({"objectives": {"rto": "9" * 400}}, "objectives.rto"),
+])
+def test_bad_values_name_the_key(raw, key):
+    with pytest.raises(ConfigError) as err:
+        settings_from_dict(raw, DrillSettings())
+    assert key in err.value.one_line()
+
+
+def test_unreadable_files_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="not found"):
+        load_settings(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[objectives\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_settings(bad)
+
+
+def test_pbkdf2_without_iterations_uses_the_recommended_count():
+    settings = settings_from_dict({"encryption": {"pbkdf2": True}}, DrillSettings())
+    assert settings.kdf.pbkdf2 and settings.kdf.iterations == RECOMMENDED_PBKDF2_ITERATIONS
+    assert not settings_from_dict({"encryption": {"pbkdf2": False}}, DrillSettings()).kdf.pbkdf2
+
+
+def test_nested_but_distinct_tenants_are_allowed():
+    # org1/ns1 and org1/ns1-x name different indices; the rows, not the prefix, say whose is whose.
+    settings = settings_from_dict({"data": {"tenants": ["org1/ns1", "org1/ns1-x"]}}, DrillSettings())
+    assert [t.key for t in settings.tenants] == ["org1/ns1", "org1/ns1-x"]
+
+
+@pytest.mark.parametrize("name", ["", "..", ".", "/tmp/x", "a/b", ".hidden", "-x", "a" * 64, "x\ny", "ä"])
+def test_stack_names_are_one_safe_segment(name):
+    with pytest.raises(UsageError, match="not valid"):
+        check_stack_name(name, "--name")
+    with pytest.raises(UsageError):
+        Paths(Path("/c"), Path("/s")).stack_dir(name)
+
+
+def test_stack_dir_stays_inside_the_stacks_directory(tmp_path):
+    paths = Paths(tmp_path / "cache", tmp_path / "state")
+    assert paths.stack_dir("default") == tmp_path / "state" / "stacks" / "default"
+    paths.stacks_dir.mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (paths.stacks_dir / "planted").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="outside"):
+        paths.check_stack_dir(paths.stack_dir("planted"))
