@@ -39,8 +39,12 @@ lint: setup
 unit: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# The whole suite on the default Elasticsearch, then the drills and backup/restore tests marked
+# es_matrix again on the pinned 8.x (both are provisioned once per machine).
 test: provision lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	DRDRILL_ES_VERSION=$$($(BIN)/python -c 'from drdrill.config import DEFAULT_ES8_VERSION as v; print(v)') \
+		$(BIN)/pytest -m es_matrix $(PYTEST_ARGS)
 
 bench: provision
 	$(BIN)/python -m bench

@@ -165,3 +165,16 @@ def rto_ok(drill):
 def rpo_ok(drill):
     rpo = drill.outcome().rpo
     _objective("RPO", rpo.worst if rpo else None, drill.settings.objectives.rpo_seconds)
+
+
+# --- upgrades on the way back --------------------------------------------------------------
+
+
+@given(parsers.parse("the platform runs Elasticsearch {version}"))
+def runs_elasticsearch(drill, version):
+    drill.run_elasticsearch(version)
+
+
+@when(parsers.parse("Elasticsearch {version} and PostgreSQL are redeployed"))
+def redeploy_version(drill, version):
+    drill.deploy(es_version=version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,11 +11,14 @@ from typing import Any, cast
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from elasticsearch import __versionstr__ as elasticsearch_version
 
 from drdrill.core.completeness import snapshot_is_complete
-from drdrill.errors import ServiceError
+from drdrill.errors import ServiceError, UsageError
 
 log = logging.getLogger(__name__)
+
+SUPPORTED_MAJORS = (8, 9)
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,43 @@ class SearchCluster:
     # --- cluster -------------------------------------------------------------------------
 
     def version(self) -> str:
-        nodes = self._call("nodes info", self.client.nodes.info, node_id="_local", filter_path="nodes.*.version")
-        return next(iter(n["version"] for n in nodes.get("nodes", {}).values()), "unknown")
+        """The server's version, asked in plain JSON: any server answers that, whereas the
+        client's versioned media type is refused by a server of an unsupported major."""
+        try:
+            _meta, body = self.client.transport.perform_request(
+                "GET", "/_nodes/_local?filter_path=nodes.*.version",
+                headers={**self._auth_headers(), "accept": "application/json"}, request_timeout=self._timeout)
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            raise ServiceError(f"Elasticsearch {self.url} unreachable while reading its version: {exc}",
+                               hint="is Elasticsearch running?") from exc
+        except ApiError as exc:
+            raise ServiceError(f"Elasticsearch version: {exc.meta.status} {_reason(exc)}") from exc
+        nodes = body.get("nodes", {}) if isinstance(body, dict) else {}
+        return next(iter(str(n["version"]) for n in nodes.values()), "unknown")
+
+    def compatibility(self) -> dict[str, str]:
+        """The server and client versions and how they talk (recorded in every report).
+
+        One client line (elasticsearch-py 8.x) for both supported majors: it speaks to 8.x
+        natively and to 9.x through the server's REST API compatibility with 8; a 9.x client's
+        media type is refused by every 8.x server. Older servers are refused here."""
+        server = self.version()
+        major = int(server.split(".", 1)[0]) if server.split(".", 1)[0].isdigit() else 0
+        client_major = int(elasticsearch_version.split(".", 1)[0])
+        if not SUPPORTED_MAJORS[0] <= major <= SUPPORTED_MAJORS[1]:
+            raise UsageError(f"Elasticsearch {server} at {self.url} is not supported (8.x and 9.x are)",
+                             hint="drill it with a drdrill release for that version")
+        mode = "native" if major == client_major else f"REST API compatibility with {client_major}.x"
+        return {"elasticsearch": server, "elasticsearch-py": elasticsearch_version, "elasticsearch_api": mode}
+
+    def _auth_headers(self) -> dict[str, str]:
+        if "api_key" in self._auth:
+            return {"authorization": f"ApiKey {self._auth['api_key']}"}
+        if "basic_auth" in self._auth:
+            user, password = self._auth["basic_auth"]
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            return {"authorization": f"Basic {token}"}
+        return {}
 
     def probe(self, timeout_s: float = 3) -> tuple[bool, str]:
         """Does the cluster answer, and how healthy is it (green/yellow is serving)?"""

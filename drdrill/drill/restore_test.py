@@ -109,7 +109,7 @@ class RestoreTest(Session):
         with self.phase("recovery-points") as ph:
             platform = self.platform
             self.notes["target"] = self.sandbox.describe()
-            self.versions.update(elasticsearch=platform.cluster.version(), postgres=platform.db.server_version())
+            self.versions.update(platform.cluster.compatibility(), postgres=platform.db.server_version())
             now = self.timeline.clock.wall()
             tenants = catalog.discover_tenants(platform.store)
             if not tenants:

@@ -249,7 +249,7 @@ class Drill(Session):
                 platform.db.add_container_row(tenant.org_id, tenant.namespace, "canary", canary_index(tenant))
             self.owners = TenantIndices(platform.db.containers_index_names())
             self.canary.start()
-            self.versions.update(elasticsearch=platform.cluster.version(), postgres=platform.db.server_version())
+            self.versions.update(platform.cluster.compatibility(), postgres=platform.db.server_version())
 
     @step
     def take_backup(self) -> None:
@@ -338,10 +338,25 @@ class Drill(Session):
                 drill_id=self.drill_id, workdir=self.workdir, timeout_s=self.settings.wait_budget_s))
 
     @step
-    def deploy(self) -> None:
-        """Runbook steps 1-2: fresh services where the destroyed ones were."""
+    def deploy(self, es_version: str | None = None) -> None:
+        """Runbook steps 1-2: fresh services where the destroyed ones were (``es_version``:
+        another Elasticsearch, e.g. the next major, as a recovery may bring)."""
         with self.phase("deploy-services"):
-            self.target.redeploy(DISASTERS[self.disaster_kind or "site loss"])
+            services = DISASTERS[self.disaster_kind or "site loss"]
+            if es_version is None:
+                self.target.redeploy(services)
+            else:
+                self.target.redeploy(services, es_version=es_version)
+                self.reconnect()
+                recovered = self.platform.cluster.compatibility()
+                self.versions["elasticsearch (recovered into)"] = recovered["elasticsearch"]
+
+    @step
+    def run_elasticsearch(self, es_version: str) -> None:
+        """Before anything else: the platform runs this Elasticsearch (an empty one)."""
+        with self.phase("deploy-services"):
+            self.target.redeploy(["elasticsearch"], es_version=es_version)
+            self.reconnect()
 
     @step
     def restore_metadata(self, scope: str = layout.ALL_SCOPE) -> None:

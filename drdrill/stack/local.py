@@ -123,15 +123,16 @@ class LocalStack:
 
     # --- provisioning ------------------------------------------------------------------
 
-    def provision(self) -> Provisioned:
+    def provision(self, es_version: str | None = None) -> Provisioned:
         """Fetch/build everything once per machine; later calls find it in the cache."""
         cache = self.paths.cache_dir
         cache.mkdir(parents=True, exist_ok=True)
         os.chmod(cache, 0o755)
+        version = es_version or self.settings.es_version
         user = ensure_service_user(cache)
         pg_bindir = ensure_postgres(cache)
-        es_home = ensure_elasticsearch(cache, self.settings.es_version)
-        java = find_java(es_major(self.settings.es_version), cache)
+        es_home = ensure_elasticsearch(cache, version)
+        java = find_java(es_major(version), cache)
         minio = ensure_minio(cache, self.settings.minio_version)
         return Provisioned(es_home, java, minio, pg_bindir, user)
 
@@ -269,14 +270,17 @@ class LocalStack:
                     destroyed.append(record.service)
             return destroyed
 
-    def redeploy(self, services: list[str], *, wipe: bool = True) -> Endpoints:
+    def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None) -> Endpoints:
         """Runbook steps 1-2: deploy fresh, empty services at the same addresses with the same
-        credentials, and wait until they are ready. ``wipe=False`` restarts them on their data."""
+        credentials, and wait until they are ready. ``wipe=False`` restarts them on their data;
+        ``es_version`` deploys another Elasticsearch (an upgrade on the way back)."""
         with self._locked():
             state = self._read_state()
             if not state or "endpoints" not in state:
                 raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
-            prov = self.provision()
+            prov = self.provision(es_version)
+            if es_version is not None and "elasticsearch" in services:
+                state.setdefault("settings", {})["es_version"] = es_version
             chosen = [svc for svc in self._build_services(prov, state) if svc.name in services]
             records = [r for r in self._records(state) if r.service not in services]
             popens = {}

@@ -134,6 +134,7 @@ class LiveTarget:
     def start(self) -> None:
         platform = self.platform(request_timeout_s=30)
         try:
+            platform.cluster.compatibility()  # an unsupported server is a usage error, before anything else
             self._before = fingerprint(platform)
         finally:
             platform.close()
@@ -211,7 +212,7 @@ class LiveTarget:
         raise HarnessError(f"site loss is not available on this target: {NOT_HERE}",
                            hint="run the restore test (features/restore_test.feature), or drill --target local")
 
-    def redeploy(self, services: list[str]) -> None:
+    def redeploy(self, services: list[str], *, es_version: str | None = None) -> None:
         raise HarnessError(f"redeploy not available on this target: {NOT_HERE}")
 
     def process_state(self, service: str) -> str:
@@ -270,7 +271,7 @@ def check_target(target: LiveTarget) -> list[Capability]:
         return value
 
     es = f"elasticsearch {settings.elasticsearch_url}"
-    ask(es, "version", platform.cluster.version)
+    ask(es, "version", lambda: ", ".join(f"{k} {v}" for k, v in platform.cluster.compatibility().items()))
     ask(es, "list snapshot repositories", lambda: f"{len(platform.cluster.repositories())} registered")
     s3 = f"s3 {settings.s3_endpoint} bucket {settings.s3_bucket}"
     ask(s3, "list the bucket", lambda: f"{sum(1 for _ in platform.store.list(''))} objects")

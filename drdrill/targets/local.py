@@ -9,6 +9,7 @@ import signal
 from collections.abc import Sequence
 
 from drdrill.adapters.platform import Platform
+from drdrill.config import StackSettings
 from drdrill.drill.restore import RESTORE_COPIES_PREFIX
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.stack.local import LocalStack
@@ -31,6 +32,8 @@ class LocalDrillTarget:
         self.written_keys: set[str] = set()
         self.written_prefixes: set[str] = set()
         self._rotated = False
+        # Another Elasticsearch than the stack's own, deployed by a scenario (None: the stack's).
+        self._es_version: str | None = None
 
     def start(self) -> Endpoints:
         self._endpoints = self.stack.up() if self.owned else self.stack.endpoints()
@@ -53,8 +56,11 @@ class LocalDrillTarget:
     def destroy(self, services: list[str]) -> list[str]:
         return self.stack.destroy(services)
 
-    def redeploy(self, services: list[str], *, wipe: bool = True) -> Endpoints:
-        self._endpoints = self.stack.redeploy(services, wipe=wipe)
+    def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None) -> Endpoints:
+        if es_version is not None:
+            StackSettings(es_version=es_version)  # a usage error for a version drdrill cannot run
+            self._es_version = es_version
+        self._endpoints = self.stack.redeploy(services, wipe=wipe, es_version=es_version)
         return self._endpoints
 
     def stop(self) -> None:
@@ -74,6 +80,10 @@ class LocalDrillTarget:
     def heal(self) -> None:
         """Make the target whole and empty again between scenarios, so they stay independent."""
         self.undo_faults()
+        if self._es_version not in (None, self.stack.settings.es_version):
+            log.info("redeploying Elasticsearch %s", self.stack.settings.es_version)
+            self.redeploy(["elasticsearch"], es_version=self.stack.settings.es_version)
+        self._es_version = None
         self._reset(self.platform())
 
     def undo_faults(self) -> None:

@@ -44,7 +44,7 @@ from drdrill.core.retention import RecoveryPoint, plan_retention
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.targets.base import Endpoints
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.es_matrix]
 
 SPEC = DataSpec(indices_per_tenant=2, docs_per_index=200)
 # A space and a non-ASCII character: openssl must derive the key from exactly the same bytes.

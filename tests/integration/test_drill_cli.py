@@ -4,6 +4,7 @@ files, and that report.json agrees with what the services hold."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from drdrill.config import DEFAULT_ES_VERSION
 from drdrill.core.history import verify_chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,6 +27,7 @@ def drill(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str],
     return result, report_dir
 
 
+@pytest.mark.es_matrix
 def test_full_site_drill_passes_with_measured_rto_and_rpo(tmp_path):
     result, report_dir = drill(tmp_path, "features/full_site_recovery.feature")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -48,6 +51,14 @@ def test_full_site_drill_passes_with_measured_rto_and_rpo(tmp_path):
         assert name in phases
     assert all(p["status"] == "passed" for p in report["phases"])
     assert report["evidence"]["snapshots"] and report["evidence"]["objects"]
+    # The versions under drill: the server's (the stack's choice, 8.x in make test's second
+    # pass), the client's, and how they talk.
+    versions = report["evidence"]["versions"]
+    expected = os.environ.get("DRDRILL_ES_VERSION") or DEFAULT_ES_VERSION
+    assert versions["elasticsearch"] == expected
+    assert versions["elasticsearch-py"].startswith("8.")
+    assert versions["elasticsearch_api"] == ("native" if expected.startswith("8.") else
+                                             "REST API compatibility with 8.x")
     assert all(len(o["sha256"]) == 64 for o in report["evidence"]["objects"])
     assert any("EVP_BytesToKey" in w["summary"] for w in report["weaknesses"])
     html = (report_dir / "report.html").read_text()

@@ -147,6 +147,7 @@ def test_target_check_names_versions_and_capabilities(staging):
     assert unset.returncode == 2 and "STAGING_PG_DSN is not set" in unset.stderr
 
 
+@pytest.mark.es_matrix
 def test_the_platforms_backups_restore_and_staging_is_left_as_it_was(staging, tmp_path, unchanged):
     result, report = staging.run(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -114,3 +114,25 @@ def test_cli_usage_errors_are_one_line_with_exit_2(argv):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("drdrill: error:")
+
+
+@pytest.mark.parametrize(("server", "mode"), [("8.19.21", "native"), ("9.5.4", "REST API compatibility with 8.x")])
+def test_supported_elasticsearch_versions_and_how_they_are_spoken_to(monkeypatch, server, mode):
+    from drdrill.adapters.elasticsearch import SearchCluster
+
+    cluster = SearchCluster("http://127.0.0.1:1")
+    monkeypatch.setattr(cluster, "version", lambda: server)
+    seen = cluster.compatibility()
+    assert seen["elasticsearch"] == server and seen["elasticsearch_api"] == mode
+    assert seen["elasticsearch-py"].startswith("8.")
+
+
+@pytest.mark.parametrize("server", ["7.17.25", "6.8.23", "unknown"])
+def test_an_older_elasticsearch_is_a_usage_error_naming_it(monkeypatch, server):
+    from drdrill.adapters.elasticsearch import SearchCluster
+    from drdrill.errors import UsageError
+
+    cluster = SearchCluster("http://127.0.0.1:1")
+    monkeypatch.setattr(cluster, "version", lambda: server)
+    with pytest.raises(UsageError, match=f"Elasticsearch {server} .* is not supported"):
+        cluster.compatibility()
