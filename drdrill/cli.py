@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--purge", action="store_true", help="also delete the stack's work directory")
     down.add_argument("--json", action="store_true")
 
-    from drdrill import cli_commands
+    from drdrill import cli_commands, cli_project
 
     cli_commands.add_commands(sub)
+    cli_project.add_commands(sub)
     return parser
 
 

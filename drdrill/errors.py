@@ -50,6 +50,15 @@ class ConfigError(UsageError):
         self.key = key
 
 
+class ExtraMissing(UsageError):
+    """A target needs an optional part of drdrill that is not installed (``drdrill[extra]``)."""
+
+    def __init__(self, extra: str, why: str, *, also: str | None = None) -> None:
+        hint = f"pip install 'drdrill[{extra}]'" + (f"; {also}" if also else "")
+        super().__init__(why, hint=hint)
+        self.extra = extra
+
+
 class StackNotUp(UsageError):
     """A command named a local stack that is not running."""
 

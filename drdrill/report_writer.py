@@ -253,7 +253,9 @@ def _replace_all(directory: Path, files: dict[str, bytes]) -> dict[str, Path]:
     temps: dict[str, Path] = {}
     try:
         for name, data in files.items():
-            fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=(directory / name).parent, prefix=f".{Path(name).name}.",
+                                            suffix=".tmp")
             temps[name] = Path(tmp_name)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -280,9 +282,11 @@ def write_report(
     report_dir: str | os.PathLike[str],
     history_path: str | os.PathLike[str] | None = None,
     cucumber_json: list[Any] | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> WrittenReport:
-    """Write report.json, report.md, report.html, junit.xml (and cucumber.json), then append
-    the report's line to the history file, chaining it to the previous drill."""
+    """Write report.json, report.md, report.html, junit.xml (and cucumber.json and
+    ``extra_files``, e.g. logs, by relative name), then append the report's line to the history
+    file, chaining it to the previous drill."""
     directory = Path(report_dir)
     directory.mkdir(parents=True, exist_ok=True)
     history = Path(history_path) if history_path is not None else None
@@ -306,6 +310,10 @@ def write_report(
     files = {REPORT_JSON: json_bytes, **_render_all(written)}
     if cucumber_json is not None:
         files["cucumber.json"] = (json.dumps(redact(cucumber_json), indent=2, sort_keys=True) + "\n").encode()
+    for name, data in (extra_files or {}).items():
+        if name in files or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise HarnessError(f"report file name {name!r} is not allowed")
+        files[name] = data
     paths = _replace_all(directory, files)
 
     line = None

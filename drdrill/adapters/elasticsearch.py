@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -78,8 +81,14 @@ def snapshot_from_api(repository: str, data: dict[str, Any]) -> SnapshotInfo:
     )
 
 
+Progress = Callable[[str], None]
+
+
 class SearchCluster:
     """One Elasticsearch cluster. The constructor does no I/O."""
+
+    # How often a long call says how far it got (a steady pace: a CI log is not flooded).
+    progress_interval_s = 5.0
 
     def __init__(self, url: str, *, request_timeout_s: float = 60, api_key: str | None = None,
                  basic_auth: tuple[str, str] | None = None, ca_file: str | None = None) -> None:
@@ -340,15 +349,67 @@ class SearchCluster:
             return
 
     def create_snapshot(self, repository: str, name: str, indices: list[str], timeout_s: float, *,
-                        metadata: dict[str, Any] | None = None) -> SnapshotInfo:
-        """Snapshot exactly ``indices`` (names, never a pattern) and wait for the result."""
-        result = self._call(
-            f"snapshot {repository}/{name}",
-            self.client.options(request_timeout=timeout_s).snapshot.create,
-            repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
-            wait_for_completion=True, metadata=metadata,
-        )
+                        metadata: dict[str, Any] | None = None, progress: Progress | None = None) -> SnapshotInfo:
+        """Snapshot exactly ``indices`` (names, never a pattern) and wait for the result;
+        ``progress`` hears how far it got, from the snapshot status API, while it runs."""
+        result = self._while_reporting(
+            lambda: self._call(
+                f"snapshot {repository}/{name}",
+                self.client.options(request_timeout=timeout_s).snapshot.create,
+                repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
+                wait_for_completion=True, metadata=metadata,
+            ), lambda: self._snapshot_progress(repository, name), progress, f"snapshot {name}")
         return snapshot_from_api(repository, result["snapshot"])
+
+    def _snapshot_progress(self, repository: str, name: str) -> str | None:
+        data = self.client.snapshot.status(repository=repository, snapshot=name)
+        stats = (data.get("snapshots") or [{}])[0].get("stats", {})
+        done, total = stats.get("processed", {}), stats.get("total", {})
+        if not total.get("size_in_bytes"):
+            return None
+        return (f"{_mib(done.get('size_in_bytes', 0))}/{_mib(total['size_in_bytes'])} MiB, "
+                f"{done.get('file_count', 0)}/{total.get('file_count', 0)} files")
+
+    def _recovery_progress(self, indices: list[str]) -> str | None:
+        data = self.client.indices.recovery(index=",".join(indices), active_only=True)
+        parts = []
+        for index, body in sorted(data.items()):
+            for shard in body.get("shards", []):
+                size, files = shard.get("index", {}).get("size", {}), shard.get("index", {}).get("files", {})
+                parts.append(f"{index}[{shard.get('id')}] {shard.get('stage', '?').lower()} "
+                             f"{_mib(size.get('recovered_in_bytes', 0))}/{_mib(size.get('total_in_bytes', 0))} MiB, "
+                             f"{files.get('recovered', 0)}/{files.get('total', 0)} files")
+        return "; ".join(parts[:4]) + (f"; ... {len(parts) - 4} more shards" if len(parts) > 4 else "") or None
+
+    def _while_reporting(self, call: Callable[[], Any], poll: Callable[[], str | None], progress: Progress | None,
+                         what: str) -> Any:
+        """Run a blocking call (its answer stays the source of truth) and, while it runs, tell
+        ``progress`` what the status API says, every :attr:`progress_interval_s`."""
+        if progress is None:
+            return call()
+        outcome: list[Any] = []
+        failure: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                outcome.append(call())
+            except BaseException as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=worker, name=f"es-{what}", daemon=True)
+        started = time.monotonic()
+        thread.start()
+        while thread.is_alive():
+            thread.join(self.progress_interval_s)
+            if thread.is_alive():
+                try:
+                    state = poll()
+                except Exception as exc:  # progress is informative; the call itself decides
+                    state = f"status unavailable ({type(exc).__name__})"
+                progress(f"{what}: {state or 'starting'} ({time.monotonic() - started:.0f}s)")
+        if failure:
+            raise failure[0]
+        return outcome[0]
 
     def snapshots(self, repository: str) -> list[SnapshotInfo]:
         data = self._call(f"list snapshots of {repository}", self.client.snapshot.get,
@@ -366,7 +427,7 @@ class SearchCluster:
         self._call(f"delete snapshot {name}", self.client.snapshot.delete, repository=repository, snapshot=name)
 
     def restore(self, repository: str, name: str, indices: list[str], timeout_s: float, *,
-                rename_prefix: str | None = None) -> dict[str, Any]:
+                rename_prefix: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """Restore and wait for completion; returns the shard summary Elasticsearch reports.
 
         ``rename_prefix``: restore beside the originals, as ``<prefix><name>``, without their
@@ -375,12 +436,14 @@ class SearchCluster:
         if rename_prefix is not None:
             extra = {"rename_pattern": "(.+)", "rename_replacement": rename_prefix + "$1", "include_aliases": False,
                      "index_settings": {"index.number_of_replicas": 0}}
-        result = self._call(
-            f"restore {repository}/{name}",
-            self.client.options(request_timeout=timeout_s).snapshot.restore,
-            repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
-            wait_for_completion=True, **extra,
-        )
+        restored = [f"{rename_prefix or ''}{index}" for index in indices]
+        result = self._while_reporting(
+            lambda: self._call(
+                f"restore {repository}/{name}",
+                self.client.options(request_timeout=timeout_s).snapshot.restore,
+                repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
+                wait_for_completion=True, **extra,
+            ), lambda: self._recovery_progress(restored), progress, f"restore {name}")
         return dict(result.get("snapshot", {}))
 
     def snapshot(self, repository: str, name: str) -> SnapshotInfo:
@@ -412,6 +475,10 @@ class SearchCluster:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _mib(value: Any) -> str:
+    return f"{int(value) / 2**20:.1f}"
 
 
 def _reason(exc: ApiError) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +34,30 @@ def probe_minio(endpoint: str, timeout_s: float = 2) -> tuple[bool, str]:
         return False, f"health/ready HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         return False, f"{endpoint} not answering ({getattr(exc, 'reason', exc)})"
+
+
+class TransferMeter:
+    """boto3's transfer callback, turned into a progress line at a steady pace (not per chunk)."""
+
+    interval_s = 5.0
+
+    def __init__(self, what: str, total: int | None, progress: Callable[[str], None] | None) -> None:
+        self.what, self.total, self.progress = what, total, progress
+        self.done = 0
+        self._lock = threading.Lock()  # boto3 calls back from its transfer threads
+        self._started = self._last = time.monotonic()
+
+    def __call__(self, amount: int) -> None:
+        if self.progress is None:
+            return
+        with self._lock:
+            self.done += amount
+            now = time.monotonic()
+            if now - self._last < self.interval_s:
+                return
+            self._last = now
+        of = f"/{self.total / 2**20:.1f}" if self.total else ""
+        self.progress(f"{self.what}: {self.done / 2**20:.1f}{of} MiB ({now - self._started:.0f}s)")
 
 
 @dataclass(frozen=True)
@@ -139,15 +165,20 @@ class ObjectStore:
         except _S3_ERRORS as exc:
             raise self._fail(f"head {key}", exc) from exc
 
-    def upload_file(self, path: Path, key: str, *, tags: dict[str, str] | None = None) -> None:
+    def upload_file(self, path: Path, key: str, *, tags: dict[str, str] | None = None,
+                    progress: Callable[[str], None] | None = None) -> None:
+        meter = TransferMeter(f"upload {key}", path.stat().st_size, progress)
         try:
-            self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"Metadata": dict(tags or {})})
+            self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"Metadata": dict(tags or {})},
+                                    Callback=meter)
         except _S3_ERRORS as exc:
             raise self._fail(f"upload {key}", exc) from exc
 
-    def download_file(self, key: str, path: Path) -> None:
+    def download_file(self, key: str, path: Path, *, size: int | None = None,
+                      progress: Callable[[str], None] | None = None) -> None:
+        meter = TransferMeter(f"download {key}", size, progress)
         try:
-            self.client.download_file(self.bucket, key, str(path))
+            self.client.download_file(self.bucket, key, str(path), Callback=meter)
         except _S3_ERRORS as exc:
             raise self._fail(f"download {key}", exc) from exc
 

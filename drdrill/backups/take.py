@@ -121,7 +121,7 @@ def tenant_indices(platform: Platform, tenant: Tenant, owners: TenantIndices) ->
 
 
 def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: TenantIndices, *,
-                    timeout_s: float = 1800) -> SnapshotBackup:
+                    timeout_s: float = 1800, progress: Callable[[str], None] | None = None) -> SnapshotBackup:
     """Snapshot exactly the tenant's indices; anything but a complete snapshot raises
     :class:`BackupFailed` (after the result is published, as the platform's job would)."""
     indices = tenant_indices(platform, tenant, owners)
@@ -130,7 +130,7 @@ def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: Te
     started = time.monotonic()
     call_began = datetime.now(UTC)
     info = platform.cluster.create_snapshot(repository, name, indices, timeout_s,
-                                            metadata={**CREATED_BY, "tenant": tenant.key})
+                                            metadata={**CREATED_BY, "tenant": tenant.key}, progress=progress)
     call_ended = datetime.now(UTC)
     snapshot_seconds = time.monotonic() - started
     size = platform.cluster.snapshot_size(repository, name) if info.state in ("SUCCESS", "PARTIAL") else 0
@@ -183,7 +183,7 @@ def _encrypt_from_writer(produce: Callable[[BinaryIO], None], dst: crypto.Writer
 
 def backup_metadata(platform: Platform, scope: str, password: bytes, at: datetime, *,
                     kdf: crypto.KdfSpec = crypto.RUNBOOK_DEFAULT, workdir: Path | None = None,
-                    timeout_s: float = 1800) -> MetadataBackup:
+                    timeout_s: float = 1800, progress: Callable[[str], None] | None = None) -> MetadataBackup:
     """Dump (all, or one organisation's rows), encrypt in the runbook's openssl format, upload,
     then write the checksum record. The record goes last: its presence means the object is
     complete."""
@@ -207,7 +207,7 @@ def backup_metadata(platform: Platform, scope: str, password: bytes, at: datetim
         ended = datetime.now(UTC)
         digest = hashing.hexdigest()
         size = cipher_path.stat().st_size
-        platform.store.upload_file(cipher_path, key, tags=CREATED_BY)
+        platform.store.upload_file(cipher_path, key, tags=CREATED_BY, progress=progress)
     platform.store.put_bytes(layout.checksum_key(key), layout.checksum_record(digest, key).encode(), tags=CREATED_BY)
     result = MetadataBackup(scope, key, layout.checksum_key(key), digest, size, at, time.monotonic() - started,
                             kdf.describe(), began, ended)
@@ -240,11 +240,12 @@ def backup_set(platform: Platform, tenants: list[Tenant], at: datetime, password
         owners = TenantIndices(platform.db.containers_index_names())
         for number, tenant in enumerate(tenants, 1):
             say(f"snapshot {number}/{len(tenants)}: {tenant}")
-            snaps.append(backup_snapshot(platform, tenant, at, owners, timeout_s=timeout_s))
+            snaps.append(backup_snapshot(platform, tenant, at, owners, timeout_s=timeout_s, progress=progress))
     if metadata:
         assert password is not None
         scopes = [layout.ALL_SCOPE, *sorted({t.org_id for t in tenants})]
         for scope in scopes:
             say(f"metadata dump: {scope}")
-            dumps.append(backup_metadata(platform, scope, password, at, kdf=kdf, timeout_s=timeout_s))
+            dumps.append(backup_metadata(platform, scope, password, at, kdf=kdf, timeout_s=timeout_s,
+                                         progress=progress))
     return BackupSetResult(at, tuple(snaps), tuple(dumps))

@@ -62,6 +62,13 @@ class RunContext:
         else:
             log.info("%s", message)
 
+    def progress_line(self, message: str) -> None:
+        """How far a long call got: a line that the next one replaces, on a terminal."""
+        if self.progress is not None:
+            self.progress(message, transient=True)
+        else:
+            log.info("%s", message)
+
 
 RUN_KEY = pytest.StashKey[RunContext]()
 
@@ -90,6 +97,7 @@ def _session(drill_run: RunContext, kind: type[S]) -> Iterator[S]:
     settings = replace(drill_run.settings, objectives=drill_run.objectives())
     current = kind(drill_run.target, settings, drill_id=drill_run.drill_id, scenario=name,
                    timeline=drill_run.timeline, workdir=drill_run.workdir)
+    current.progress = drill_run.progress_line
     try:
         yield current
     finally:

@@ -4,13 +4,17 @@ anything starts: a typo must cost a one-line error, not a stack start-up and a f
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from drdrill.errors import UsageError
 
-STEPS_MODULES = ("steps.drill_steps", "steps.fault_steps", "steps.restore_test_steps")
+# The step library that ships with drdrill (the repository's steps/, installed as drdrill.steps).
+BUNDLED_STEPS = ("drdrill.steps.drill_steps", "drdrill.steps.fault_steps", "drdrill.steps.restore_test_steps")
+PROJECT_STEPS_PACKAGE = "drdrill_project_steps"
 # A feature tagged so is the non-destructive restore test of the platform's own backups: what
 # `--target live` runs by default. Every other feature destroys something.
 RESTORE_TEST_TAG = "restore-test"
@@ -43,10 +47,55 @@ def feature_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def bundled_features() -> Path:
+    """The runbook drills drdrill ships (the repository's features/, as drdrill.runbook)."""
+    import drdrill.runbook
+
+    return Path(drdrill.runbook.__file__).parent
+
+
+def binding_module() -> Path:
+    """The one test module pytest collects: it binds the chosen features to pytest-bdd."""
+    import drdrill.steps
+
+    return Path(drdrill.steps.__file__).parent / "test_drill.py"
+
+
+def step_modules(project_dir: Path) -> list[ModuleType]:
+    """The bundled step library, then the project's own ``steps/*.py`` (a team's own steps,
+    loaded as pytest plugins like drdrill's: they may use drdrill's fixtures and override a
+    step by defining the same phrase)."""
+    modules = [importlib.import_module(name) for name in BUNDLED_STEPS]
+    own = project_dir / "steps"
+    if not own.is_dir() or own.resolve() == binding_module().parent.resolve():
+        return modules
+    for file in sorted(own.glob("*.py")):
+        if file.name.startswith(("_", "test_")):
+            continue
+        name = f"{PROJECT_STEPS_PACKAGE}.{file.stem}"
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, file)
+            if spec is None or spec.loader is None:
+                raise UsageError(f"{file}: cannot be loaded as a step module")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[name]
+                raise UsageError(f"{file}: the step module does not import: {type(exc).__name__}: {exc}",
+                                 hint="fix the project's own step definitions") from exc
+        modules.append(sys.modules[name])
+    return modules
+
+
 def default_features(project_dir: Path, target: str) -> list[LoadedFeature]:
     """``live``: the restore test. Elsewhere the runbook drills: every feature under features/
-    except the fault catalogue (scenarios that fail by design) and the restore test."""
+    (the project's, else the bundled ones) except the fault catalogue (scenarios that fail by
+    design) and the restore test."""
     root = project_dir / "features"
+    if not root.is_dir():
+        root = bundled_features()
     loaded = load_features([f for f in feature_files([root]) if "faults" not in f.relative_to(root).parts],
                            project_dir)
     chosen = [f for f in loaded if f.destructive != (target == "live")]
@@ -63,14 +112,7 @@ def load_features(files: list[Path], project_dir: Path) -> list[LoadedFeature]:
     from pytest_bdd.feature import get_feature
     from pytest_bdd.steps import step_function_context_registry
 
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
-    try:
-        for module in STEPS_MODULES:
-            importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        raise UsageError(f"step library {exc.name} not found under {project_dir}",
-                         hint="run drdrill from the project directory (it holds steps/)") from exc
+    step_modules(project_dir)
     contexts = list(step_function_context_registry.values())
     loaded = []
     for file in files:
@@ -87,6 +129,6 @@ def load_features(files: list[Path], project_dir: Path) -> list[LoadedFeature]:
                 if not any(c.type == step.type and c.parser.is_matching(step.name) for c in contexts):
                     raise UsageError(f"{file}:{step.line_number}: no step definition matches "
                                      f"'{step.keyword} {step.name}'",
-                                     hint="see the step library in steps/drill_steps.py for the known steps")
+                                     hint="see `drdrill steps` for the step library")
         loaded.append(LoadedFeature(file, frozenset(feature.tags)))
     return loaded

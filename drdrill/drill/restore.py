@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,7 +104,7 @@ class FetchedDump:
 
 
 def fetch_dump(platform: Platform, key: str, password: bytes, kdf: crypto.KdfSpec, into: Path,
-               scope: str) -> FetchedDump:
+               scope: str, progress: Callable[[str], None] | None = None) -> FetchedDump:
     """Check the checksum record before anything else, download, verify, decrypt, and check
     the dump is complete. Raises :class:`BackupIntegrityError` for anything doubtful."""
     notes: list[str] = []
@@ -116,7 +117,7 @@ def fetch_dump(platform: Platform, key: str, password: bytes, kdf: crypto.KdfSpe
                      "integrity checked by the dump's completeness instead")
     cipher, plain = into / "dump.sql.enc", into / "dump.sql"
     try:
-        platform.store.download_file(key, cipher)
+        platform.store.download_file(key, cipher, progress=progress)
     except ServiceError as exc:
         raise RestoreFailed(f"cannot download {key}: {exc.message}", hint=exc.hint) from exc
     with open(cipher, "rb") as handle:
@@ -216,7 +217,7 @@ def choose_snapshot(entries: list[catalog.SnapshotEntry], tenant: Tenant, name: 
 
 def restore_tenant(platform: Platform, tenant: Tenant, drill_id: str, owners: TenantIndices, *,
                    timeout_s: float, snapshot: str | None = None, repository: str | None = None,
-                   rename_prefix: str | None = None) -> SnapshotRestore:
+                   rename_prefix: str | None = None, progress: Callable[[str], None] | None = None) -> SnapshotRestore:
     """Fetch the tenant's repository from the object store (never the local copy), restore the
     newest complete snapshot, and wait until every shard is recovered and the indices green.
     ``owners`` (the platform's tenant → index map) says whether the snapshot is the tenant's.
@@ -250,7 +251,7 @@ def restore_tenant(platform: Platform, tenant: Tenant, drill_id: str, owners: Te
                             f"shard(s) of {info.shards_total}", hint="not a usable recovery point")
     started = time.monotonic()
     summary = platform.cluster.restore(repository, chosen.name, list(chosen.indices), timeout_s,
-                                       rename_prefix=rename_prefix)
+                                       rename_prefix=rename_prefix, progress=progress)
     shards = summary.get("shards", {})
     restored = [f"{rename_prefix or ''}{index}" for index in chosen.indices]
     green, health = platform.cluster.wait_for_green(restored, max(5.0, timeout_s - (time.monotonic() - started)))

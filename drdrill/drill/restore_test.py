@@ -214,7 +214,7 @@ class RestoreTest(Session):
                 into.mkdir()
                 try:
                     dump = fetch_dump(self.platform, point.entry.key, self.sandbox.dump_password, self.settings.kdf,
-                                      into, scope)
+                                      into, scope, progress=self.progress)
                 except BackupIntegrityError as exc:
                     self.fail_and_go_on(ph, exc)
                     continue
@@ -265,7 +265,8 @@ class RestoreTest(Session):
                 try:
                     self.snapshot_restores.append(restore_tenant(
                         platform, point.tenant, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
-                        snapshot=point.chosen.name, repository=repository, rename_prefix=prefix))
+                        snapshot=point.chosen.name, repository=repository, rename_prefix=prefix,
+                        progress=self.progress))
                 except RestoreFailed as exc:
                     self.fail_and_go_on(ph, RestoreFailed(exc.message if str(point.tenant) in exc.message
                                                           else f"tenant {point.tenant}: {exc.message}", hint=exc.hint))

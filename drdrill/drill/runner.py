@@ -3,22 +3,31 @@ write the report, and map the verdict to the exit status."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import tempfile
 import uuid
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from drdrill.config import DrillSettings, Paths, StackSettings, check_stack_name, load_settings
 from drdrill.core.durations import parse_duration
 from drdrill.core.objectives import Verdict
-from drdrill.core.report import Problem, Report
+from drdrill.core.report import Problem, Report, redact_text
 from drdrill.drill.bdd import DrillPlugin, RunContext, align_cucumber
-from drdrill.drill.features import default_features, feature_files, load_features
+from drdrill.drill.features import (
+    LoadedFeature,
+    binding_module,
+    default_features,
+    feature_files,
+    load_features,
+    step_modules,
+)
 from drdrill.drill.reporting import RunInfo, build_report
 from drdrill.errors import EXIT_USAGE, UsageError
 from drdrill.targets import check_destruction_allowed, make_target
@@ -26,7 +35,6 @@ from drdrill.targets.base import DrillTarget
 
 log = logging.getLogger(__name__)
 
-BINDING_MODULE = "test_drill.py"
 
 
 @dataclass(frozen=True)
@@ -73,40 +81,69 @@ def _check_report_dir(report_dir: Path) -> None:
         raise UsageError(f"--report-dir {report_dir} is not writable")
 
 
-def run(request: RunRequest, paths: Paths, stack_settings: StackSettings, progress=None) -> RunResult:
-    from drdrill.report_writer import write_report
+@dataclass
+class RunPlan:
+    """Everything a run will do, decided and checked before anything is touched: what
+    `--dry-run` prints, and what :func:`execute` carries out."""
 
+    drill_id: str
+    project_dir: Path
+    features: list[LoadedFeature]
+    settings: DrillSettings  # objectives with --rto/--rpo applied
+    overrides: dict[str, float]
+    target_name: str
+    target: DrillTarget
+    stack: str | None
+    report_dir: Path
+
+    @property
+    def destructive(self) -> list[str]:
+        return [f.path.name for f in self.features if f.destructive]
+
+
+def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -> RunPlan:
+    """Check every input and build the target (no I/O on any service)."""
     chosen = feature_files(request.feature_paths) if request.feature_paths else None
     overrides = _objective_overrides(request.rto, request.rpo)
     if request.stack is not None:
         check_stack_name(request.stack, "--stack")
     drill_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-    reports_root = request.project_dir / "reports"
-    report_dir = request.report_dir or reports_root / drill_id
+    report_dir = request.report_dir or request.project_dir / "reports" / drill_id
     _check_report_dir(report_dir)
     loaded = load_features(chosen, request.project_dir) if chosen is not None else \
         default_features(request.project_dir, request.target)
-    files = [f.path for f in loaded]
     settings = _settings(request)
-
+    if overrides:
+        settings = replace(settings, objectives=replace(settings.objectives, **overrides))
     target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack)
-    destructive = [f.path.name for f in loaded if f.destructive]
-    if destructive:
-        check_destruction_allowed(target, destructive)
-    if request.stack is not None:
-        _check_existing_store(target)
-    ctx = RunContext(drill_id=drill_id, target=target, settings=settings,
-                     objective_overrides=overrides, progress=progress)
-    ctx.settings.objectives = ctx.objectives()
+    return RunPlan(drill_id, request.project_dir, loaded, settings, overrides, request.target, target,
+                   request.stack, report_dir)
+
+
+def run(request: RunRequest, paths: Paths, stack_settings: StackSettings, progress=None) -> RunResult:
+    return execute(plan_run(request, paths, stack_settings), progress)
+
+
+def execute(plan: RunPlan, progress=None) -> RunResult:
+    """Start the target, run the scenarios, stop the target, write the report."""
+    from drdrill.report_writer import write_report
+
+    if plan.destructive:
+        check_destruction_allowed(plan.target, plan.destructive)
+    if plan.stack is not None:
+        _check_existing_store(plan.target)
+    ctx = RunContext(drill_id=plan.drill_id, target=plan.target, settings=plan.settings,
+                     objective_overrides=plan.overrides, progress=progress)
     started = datetime.now(UTC)
     interrupted = False
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    with tempfile.TemporaryDirectory(prefix="drdrill-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="drdrill-run-") as tmp, _drill_log(Path(tmp) / "drill.log") as log_path:
         cucumber_path = Path(tmp) / "cucumber.json"
-        os.environ["DRDRILL_FEATURES"] = os.pathsep.join(str(f.resolve()) for f in files)
+        os.environ["DRDRILL_FEATURES"] = os.pathsep.join(str(f.path.resolve()) for f in plan.features)
         code = -1
+        service_logs: dict[str, str] = {}
         try:
-            code = _pytest(request.project_dir, cucumber_path, DrillPlugin(ctx))
+            code = _pytest(plan.project_dir, cucumber_path, DrillPlugin(ctx))
             interrupted = code == 2  # pytest.ExitCode.INTERRUPTED
         except KeyboardInterrupt:
             interrupted = True
@@ -115,32 +152,65 @@ def run(request: RunRequest, paths: Paths, stack_settings: StackSettings, progre
             previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             try:
+                service_logs = _service_logs(ctx)  # before the target, and its logs, are gone
                 _finish_target(ctx)
             finally:
                 signal.signal(signal.SIGINT, previous_int)
                 signal.signal(signal.SIGTERM, previous_term)
         cucumber = _read_json(cucumber_path)
-    if code not in (-1, 0, 1, 2) and not ctx.usage_errors:
-        # 3: pytest's internal error, 4: its usage error, 5: nothing collected: the harness broke.
-        ctx.problems.append(Problem(None, "error", f"the scenario runner ended with status {code}",
-                                    "a bug or a broken step library; run with -v for the log"))
-    ran = {s.name for s in ctx.scenarios}
-    missing = sorted(ran - {o.scenario for o in ctx.outcomes})
-    if missing and not interrupted:
-        ctx.problems.append(Problem(None, "error", f"scenario(s) without a measured outcome: {', '.join(missing)}",
-                                    "every scenario must drive a drill; see its steps"))
-    if ctx.usage_errors and not ctx.outcomes:
-        raise UsageError(ctx.usage_errors[0])
-    if interrupted:
-        ctx.problems.append(Problem(None, "error", "the drill was interrupted before it finished",
-                                    "the report is incomplete; every process the drill started was stopped"))
-    report = build_report(RunInfo(drill_id, request.target, started, datetime.now(UTC), ctx.settings.objectives,
-                                  incomplete=interrupted), ctx.outcomes, ctx.timeline, ctx.scenarios,
-                          extra_problems=ctx.problems)
-    write_report(report, report_dir, history_path=report_dir.parent / "history.jsonl",
-                 cucumber_json=align_cucumber(cucumber, report.scenarios))
+        if code not in (-1, 0, 1, 2) and not ctx.usage_errors:
+            # 3: pytest's internal error, 4: its usage error, 5: nothing collected: the harness broke.
+            ctx.problems.append(Problem(None, "error", f"the scenario runner ended with status {code}",
+                                        "a bug or a broken step library; run with -v for the log"))
+        ran = {s.name for s in ctx.scenarios}
+        missing = sorted(ran - {o.scenario for o in ctx.outcomes})
+        if missing and not interrupted:
+            ctx.problems.append(Problem(None, "error", f"scenario(s) without a measured outcome: "
+                                        f"{', '.join(missing)}", "every scenario must drive a drill; see its steps"))
+        if ctx.usage_errors and not ctx.outcomes:
+            raise UsageError(ctx.usage_errors[0])
+        if interrupted:
+            ctx.problems.append(Problem(None, "error", "the drill was interrupted before it finished",
+                                        "the report is incomplete; every process the drill started was stopped"))
+        report = build_report(RunInfo(plan.drill_id, plan.target_name, started, datetime.now(UTC),
+                                      plan.settings.objectives, incomplete=interrupted), ctx.outcomes, ctx.timeline,
+                              ctx.scenarios, extra_problems=ctx.problems)
+        # The drill's own log always; the services' logs when something went wrong (they explain it).
+        extra = {"drill.log": redact_text(log_path.read_text(errors="replace")).encode()}
+        if report.verdict != "passed":
+            extra.update({f"logs/{name}.log": redact_text(text).encode() for name, text in service_logs.items()})
+        write_report(report, plan.report_dir, history_path=plan.report_dir.parent / "history.jsonl",
+                     cucumber_json=align_cucumber(cucumber, report.scenarios), extra_files=extra)
     status = EXIT_USAGE if ctx.usage_errors else Verdict(report.verdict, report.verdict_reasons).exit_status
-    return RunResult(report, report_dir, status)
+    return RunResult(report, plan.report_dir, status)
+
+
+@contextlib.contextmanager
+def _drill_log(path: Path) -> Iterator[Path]:
+    """Everything drdrill logs during the run, kept for the report directory."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(previous, logging.INFO) if previous else logging.INFO)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
+def _service_logs(ctx: RunContext) -> dict[str, str]:
+    if not ctx.target_started:
+        return {}
+    try:
+        return ctx.target.service_logs()
+    except Exception as exc:  # evidence is worth trying for, not worth failing the drill over
+        log.warning("could not read the services' logs: %s", exc)
+        return {}
 
 
 def _finish_target(ctx: RunContext) -> None:
@@ -199,7 +269,7 @@ def _pytest(project_dir: Path, cucumber_path: Path, plugin: DrillPlugin) -> int:
     import pytest
 
     args = [
-        str(project_dir / "steps" / BINDING_MODULE), f"--rootdir={project_dir}", "-p", "no:cacheprovider",
+        str(binding_module()), f"--rootdir={project_dir}", "-p", "no:cacheprovider", "--import-mode=importlib",
         "-s", "-p", "no:terminal", "-p", "no:warnings", "-p", "no:logging",
         "-o", "addopts=", "-o", "testpaths=",
         "-W", "ignore::pytest.PytestAssertRewriteWarning", f"--cucumberjson={cucumber_path}",
@@ -209,4 +279,4 @@ def _pytest(project_dir: Path, cucumber_path: Path, plugin: DrillPlugin) -> int:
     with warnings.catch_warnings():
         # Gherkin tags become pytest marks: a team's own tags are theirs to choose.
         warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-        return int(pytest.main(args, plugins=[plugin, bdd]))
+        return int(pytest.main(args, plugins=[plugin, bdd, *step_modules(project_dir)]))

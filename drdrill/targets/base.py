@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -117,3 +117,11 @@ class DrillTarget(Protocol):
     def cleanup(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the plan and the report say about the target (no secrets)."""
+        ...
+
+    def service_logs(self) -> dict[str, str]:
+        """The last lines of each service's log (kept as evidence when a drill fails)."""
+        ...

@@ -227,6 +227,9 @@ class LiveTarget:
     def stop(self) -> None:
         """Nothing to stop: drdrill did not start this environment."""
 
+    def service_logs(self) -> dict[str, str]:
+        return {}  # a live environment's logs are its operators' (Kubernetes: later)
+
 
 def fingerprint(platform: Platform) -> Fingerprint:
     cluster, db = platform.cluster, platform.db

@@ -7,6 +7,7 @@ import logging
 import shutil
 import signal
 from collections.abc import Sequence
+from typing import Any
 
 from drdrill.adapters.platform import Platform
 from drdrill.config import StackSettings
@@ -62,6 +63,15 @@ class LocalDrillTarget:
             self._es_version = es_version
         self._endpoints = self.stack.redeploy(services, wipe=wipe, es_version=es_version)
         return self._endpoints
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "local", "stack": self.stack.stack_name,
+                "lifetime": "started for this drill and removed after it" if self.owned else
+                "an existing stack, kept running", "elasticsearch": self.stack.settings.es_version,
+                "minio": self.stack.settings.minio_version}
+
+    def service_logs(self, lines: int = 200) -> dict[str, str]:
+        return self.stack.log_tails(lines)
 
     def stop(self) -> None:
         if self.owned:

@@ -66,6 +66,7 @@ def test_full_site_drill_passes_with_measured_rto_and_rpo(tmp_path):
     ET.parse(report_dir / "junit.xml")
     history = (tmp_path / "history.jsonl").read_text().splitlines()
     assert verify_chain(history, {report["drill_id"]: (report_dir / "report.json").read_bytes()}) == []
+    assert (report_dir / "drill.log").exists() and not (report_dir / "logs").exists()  # passed: no service logs
     text = (report_dir / "report.json").read_text()
     assert "postgresql://" not in text and "secret_key" not in text
 
@@ -80,6 +81,12 @@ def test_rto_target_below_achieved_fails_with_exit_1_and_says_why(tmp_path):
     assert any("RTO" in reason for reason in report["verdict_reasons"])
     junit = ET.parse(report_dir / "junit.xml").getroot()
     assert any(True for _ in junit.iter("failure"))
+    # A failed drill keeps what explains it: the drill's log and the services' last log lines,
+    # read before the stack was removed.
+    assert "restored metadata" in (report_dir / "drill.log").read_text()
+    assert {p.name for p in (report_dir / "logs").iterdir()} == {"elasticsearch.log", "minio.log", "postgres.log"}
+    for service in ("elasticsearch", "postgres"):  # MinIO runs --quiet: its banner would show its keys
+        assert (report_dir / "logs" / f"{service}.log").stat().st_size > 0, service
 
 
 def test_one_tenant_and_custom_objective_scenarios(tmp_path):
