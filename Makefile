@@ -9,8 +9,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup provision drill stack test lint unit bench clean
+.PHONY: setup provision tools drill stack test lint unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "drdrill needs Python >= 3.11")'
@@ -39,9 +40,17 @@ lint: setup
 unit: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# What the tests look at a report with: a headless Chromium (also `drdrill report --pdf`) and
+# poppler's pdftoppm, from Debian's packages, installed once per machine.
+tools:
+	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || { \
+		echo "installing chromium and poppler-utils (Debian packages) ..."; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium poppler-utils fonts-dejavu-core >/dev/null; }
+
 # The whole suite on the default Elasticsearch, then the drills and backup/restore tests marked
 # es_matrix again on the pinned 8.x (both are provisioned once per machine).
-test: provision lint
+test: provision tools lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	DRDRILL_ES_VERSION=$$($(BIN)/python -c 'from drdrill.config import DEFAULT_ES8_VERSION as v; print(v)') \
 		$(BIN)/pytest -m es_matrix $(PYTEST_ARGS)

@@ -67,16 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--purge", action="store_true", help="also delete the stack's work directory")
     down.add_argument("--json", action="store_true")
 
-    from drdrill import cli_commands, cli_project
+    from drdrill import cli_commands, cli_evidence, cli_project
 
     cli_commands.add_commands(sub)
     cli_project.add_commands(sub)
+    cli_evidence.add_commands(sub)
     return parser
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)  # a run's own log file may lower the root logger's level: not this
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -108,6 +108,7 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
 
     report = sub.add_parser("report", help="re-render report.md, report.html and junit.xml from report.json")
     report.add_argument("report_dir", metavar="DIR")
+    report.add_argument("--pdf", action="store_true", help="also print report.html to report.pdf (needs Chromium)")
     report.set_defaults(handler=cmd_report)
 
 
@@ -159,6 +160,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     written = rerender(Path(args.report_dir))
     for path in written.values():
         print(path)
+    if args.pdf:
+        from drdrill.adapters.browser import print_to_pdf
+
+        print(print_to_pdf(written["report.html"], Path(args.report_dir) / "report.pdf"))
     return 0
 
 

@@ -207,6 +207,11 @@ class DrillSettings:
     kdf: KdfSpec = RUNBOOK_DEFAULT
     # The live target's [target] table (None: not configured).
     target: LiveTargetSettings | None = None
+    # The project's one history (None: reports/history.jsonl in the project directory).
+    history_path: Path | None = None
+    # The key that signs history lines and evidence packs: a PEM file, or a variable holding one.
+    evidence_key_file: str | None = None
+    evidence_key_env: str | None = None
 
     def __post_init__(self) -> None:
         if not self.canary_interval_s >= MIN_CANARY_INTERVAL_S:
@@ -233,6 +238,8 @@ _KNOWN = {
     "canary": {"interval", "post_backup"},
     "encryption": {"pbkdf2", "md", "iterations"},
     "target": None,  # checked by the live target's own settings
+    "history": {"path"},
+    "evidence": {"key_file", "key_env"},
 }
 
 
@@ -309,6 +316,13 @@ def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str 
         changes["kdf"] = KdfSpec.from_options(
             md=_typed(encryption, "md", "sha256", str, "encryption"), pbkdf2=pbkdf2,
             iterations=iterations if iterations is not None or not pbkdf2 else RECOMMENDED_PBKDF2_ITERATIONS)
+    history = _section(raw, "history", source)
+    if history.get("path") is not None:
+        changes["history_path"] = Path(_typed(history, "path", None, str, "history"))
+    evidence = _section(raw, "evidence", source)
+    if evidence:
+        changes["evidence_key_file"] = _typed(evidence, "key_file", None, str, "evidence")
+        changes["evidence_key_env"] = _typed(evidence, "key_env", None, str, "evidence")
     target = _section(raw, "target", source)
     if target:
         from drdrill.targets.live_settings import LiveTargetSettings

@@ -20,10 +20,11 @@ from typing import Any
 import jinja2
 
 from drdrill.core.clock import to_iso
-from drdrill.core.durations import format_duration
-from drdrill.core.history import HistoryFormatError, last_entry, make_line, sha256_hex
+from drdrill.core.history import HistoryFormatError, last_entry, make_line, sha256_hex, verify_chain
 from drdrill.core.report import Report, ReportFormatError, redact
 from drdrill.errors import HarnessError, UsageError
+from drdrill.evidence.keys import Signer, holds
+from drdrill.report_views import dur, objective_bars, scenario_groups, trend_view
 
 REPORT_JSON = "report.json"
 
@@ -38,12 +39,8 @@ def _templates() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(dur=_dur, iso=lambda dt: "—" if dt is None else to_iso(dt), md_cell=_md_cell)
+    env.filters.update(dur=dur, iso=lambda dt: "—" if dt is None else to_iso(dt), md_cell=_md_cell)
     return env
-
-
-def _dur(seconds: float | None) -> str:
-    return "not measured" if seconds is None else format_duration(seconds)
 
 
 def _md_cell(value: Any) -> str:
@@ -65,80 +62,13 @@ class WrittenReport:
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _timeline_view(report: Report) -> dict[str, Any]:
-    """Geometry for the SVG timeline: x is seconds since the drill started (the timeline origin)."""
-    label_w, chart_w, row_h, top = 190, 660, 24, 40
-    ends = [p.end_offset if p.end_offset is not None else p.start_offset for p in report.phases]
-    span = max([*ends, *(e.offset for e in report.events), 0.001])
-
-    def x(offset: float) -> float:
-        return round(label_w + chart_w * offset / span, 1)
-
-    bars = []
-    for i, p in enumerate(report.phases):
-        # A phase that never finished is drawn up to the end of the drill.
-        end = p.end_offset if p.end_offset is not None else span
-        bars.append(
-            {
-                "name": p.name if len(p.name) <= 30 else p.name[:29] + "…",  # fits the label column
-                "status": p.status,
-                "x": x(p.start_offset),
-                "y": top + i * row_h,
-                "w": max(round(x(end) - x(p.start_offset), 1), 1.5),
-                "label": _dur(p.duration_seconds),
-            }
-        )
-    height = top + max(len(bars), 1) * row_h + 10
-    markers = [  # labels alternate rows and flip sides so T_disaster and T_recovered stay legible
-        {
-            "name": e.name,
-            "x": x(e.offset),
-            "label_y": 12 + (n % 2) * 13,
-            "anchor": "end" if e.offset > span / 2 else "start",
-            "label": f"T_{e.name} +{format_duration(e.offset)}",
-        }
-        for n, e in enumerate(e for e in report.events if e.name in ("disaster", "recovered"))
-    ]
-    ticks = [{"x": x(span * k / 4), "label": format_duration(span * k / 4)} for k in range(5)]
-    return {
-        "width": label_w + chart_w + 20,
-        "height": height + 20,
-        "axis_y": height,
-        "chart_x": label_w,
-        "bars": bars,
-        "markers": markers,
-        "ticks": ticks,
-    }
-
-
-def _objective_bars(report: Report) -> list[dict[str, Any]]:
-    """Achieved vs target for RTO and RPO, each scaled to the larger of the two."""
-    rows = []
-    for name, achieved, target in (
-        ("RTO", report.achieved.rto_seconds, report.objectives.rto_seconds),
-        ("RPO", report.achieved.rpo_seconds, report.objectives.rpo_seconds),
-    ):
-        scale = 500 / max(target, achieved or 0.0, 0.001)
-        rows.append(
-            {
-                "name": name,
-                "achieved": _dur(achieved),
-                "target": _dur(target),
-                "achieved_w": 0 if achieved is None else max(round(achieved * scale, 1), 1.5),
-                "target_w": round(target * scale, 1),
-                "state": "unmeasured" if achieved is None else ("over" if achieved > target else "ok"),
-            }
-        )
-    return rows
-
-
 def render_markdown(report: Report) -> str:
-    return _templates().get_template("report.md.j2").render(r=report)
+    return _templates().get_template("report.md.j2").render(r=report, groups=scenario_groups(report))
 
 
 def render_html(report: Report) -> str:
     return _templates().get_template("report.html.j2").render(
-        r=report, tl=_timeline_view(report), objective_bars=_objective_bars(report)
+        r=report, groups=scenario_groups(report), objective_bars=objective_bars(report), trend=trend_view(report),
     )
 
 
@@ -178,7 +108,7 @@ def render_junit(report: Report) -> bytes:
         ]
         message = "\n".join(filter(None, [p.error or p.detail or f"phase {p.status}", *related]))
         case("drdrill.phase", p.name, outcome, message, p.duration_seconds)
-    for bar in _objective_bars(report):
+    for bar in objective_bars(report):
         outcome = "passed" if bar["state"] == "ok" else "failed"
         case(
             "drdrill.objective",
@@ -217,15 +147,22 @@ def summary_text(report: Report, report_path: str | os.PathLike[str] | None = No
         f"Drill {report.drill_id} on {report.target}: {report.verdict.upper()}"
         + (" (incomplete)" if report.incomplete else "")
     ]
-    for bar in _objective_bars(report):
+    for bar in objective_bars(report):
         lines.append(f"  {bar['name']:<4} {bar['achieved']:<16} target {bar['target']:<10} {bar['state']}")
     if a.backup_exposure_seconds is not None:
-        lines.append(f"  backup exposure {_dur(a.backup_exposure_seconds)}")
+        lines.append(f"  backup exposure {dur(a.backup_exposure_seconds)}")
     if report.verdict != "passed":
         lines += [f"  - {reason}" for reason in report.verdict_reasons]
+    if report.scenarios:
+        lines.append("Scenarios:")
+        for s in report.scenarios:
+            verdict = (s.verdict or s.status).upper()
+            why = "expected failure, diagnosed" if s.expected_failure and s.verdict == "passed" else \
+                f"RTO {dur(s.achieved.rto_seconds)}, RPO {dur(s.achieved.rpo_seconds)}"
+            lines.append(f"  {verdict:<7} {s.name} ({why})")
     lines.append("Phases:")
     width = max((len(p.name) for p in report.phases), default=0)
-    lines += [f"  {p.name:<{width}}  {_dur(p.duration_seconds):>10}  {p.status}" for p in report.phases]
+    lines += [f"  {p.name:<{width}}  {dur(p.duration_seconds):>10}  {p.status}" for p in report.phases]
     problems = [p for p in report.problems if p.kind != "warning"]
     if problems:
         lines.append("Problems:")
@@ -283,26 +220,25 @@ def write_report(
     history_path: str | os.PathLike[str] | None = None,
     cucumber_json: list[Any] | None = None,
     extra_files: dict[str, bytes] | None = None,
+    signer: Signer | None = None,
 ) -> WrittenReport:
     """Write report.json, report.md, report.html, junit.xml (and cucumber.json and
     ``extra_files``, e.g. logs, by relative name), then append the report's line to the history
-    file, chaining it to the previous drill."""
+    file, chaining it to the previous drill: the chain is verified first, every file written is
+    hashed into the line, and ``signer`` signs it."""
     directory = Path(report_dir)
     directory.mkdir(parents=True, exist_ok=True)
     history = Path(history_path) if history_path is not None else None
     history_text = _read_history(history) if history else ""
     previous_line = None
     if history:
-        try:
-            last = last_entry(history_text.splitlines())
-        except HistoryFormatError as exc:
-            # Never start a fresh chain silently: that is exactly what a tamperer would want.
-            raise HarnessError(
-                f"history file {history}: last line is unreadable ({exc})",
-                hint="repair or move the history file, then write the report again",
-            ) from exc
+        # Never extend a broken chain: that is exactly what a tamperer would want.
+        check_history(history_text, history, signer)
+        last = last_entry(history_text.splitlines())
         previous_line = last.to_line() if last else None
         report = replace(report, previous_report_sha256=last.report_sha256 if last else None)
+    if signer is not None:
+        report.evidence.notes["signing_key"] = signer.fingerprint
 
     json_bytes = report.to_json().encode("utf-8")
     # Render from what report.json says (redacted), so no format can show more than it does.
@@ -324,6 +260,10 @@ def write_report(
             verdict=report.verdict,
             report_bytes=json_bytes,
             previous_line=previous_line,
+            files={name: sha256_hex(data) for name, data in sorted(files.items())},
+            report_dir=_relative(directory, history.parent),
+            summary=history_summary(written),
+            sign=signer.sign_text if signer is not None else None,
         )
         history.parent.mkdir(parents=True, exist_ok=True)
         separator = "\n" if history_text and not history_text.endswith("\n") else ""
@@ -334,6 +274,44 @@ def write_report(
             fh.flush()
             os.fsync(fh.fileno())
     return WrittenReport(written, directory, paths, sha256_hex(json_bytes), line)
+
+
+def check_history(text: str, path: Path, signer: Signer | None = None) -> None:
+    """Refuse a history whose chain (or, with a key, a signature) does not hold."""
+    check = None
+    if signer is not None:
+        public = signer.key.public_key()
+        mine = signer.fingerprint
+
+        def check(digest: str, signature: str, fingerprint: str) -> str | None:
+            if fingerprint != mine:
+                return None  # signed with an earlier key: the chain still vouches for it
+            return None if holds(public, digest.encode(), signature) else f"the signature by {mine} does not hold"
+    try:
+        problems = verify_chain(text.splitlines(), check_signature=check)
+    except HistoryFormatError as exc:  # pragma: no cover - verify_chain reports these itself
+        problems = [str(exc)]
+    if problems:
+        raise UsageError(f"history {path} does not verify: {problems[0]}",
+                         hint="restore it from its backup, or set [history] path to start a new one "
+                              "(keep the old one as evidence)")
+
+
+def history_summary(report: Report) -> dict[str, Any]:
+    """What a trend needs from a drill without opening its report."""
+    a = report.achieved
+    return {"target": report.target, "rto_seconds": a.rto_seconds, "rpo_seconds": a.rpo_seconds,
+            "backup_exposure_seconds": a.backup_exposure_seconds, "tenants": len(report.tenants),
+            "documents": sum(i.docs_restored or 0 for t in report.tenants for i in t.indices),
+            "objectives": {"rto_seconds": report.objectives.rto_seconds,
+                           "rpo_seconds": report.objectives.rpo_seconds}}
+
+
+def _relative(directory: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(directory.resolve(), base.resolve())
+    except ValueError:
+        return str(directory.resolve())
 
 
 def rerender(report_dir: str | os.PathLike[str]) -> dict[str, Path]:

@@ -227,6 +227,18 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, password: bytes, kdf: KdfSpec =
     return written + len(out)
 
 
+def decrypt_head(data: bytes, password: bytes, kdf: KdfSpec = RUNBOOK_DEFAULT, blocks: int = 4) -> bytes:
+    """The first ``blocks`` plaintext blocks of an ``openssl enc`` object, without the padding
+    check (which needs the end): what a password turns the start of a dump into."""
+    if not data.startswith(MAGIC) or len(data) < HEADER_SIZE + BLOCK_SIZE:
+        raise DecryptionError("not an openssl enc file (no 'Salted__' header)")
+    key, iv = derive_key_iv(password, data[len(MAGIC):HEADER_SIZE], kdf)
+    body = data[HEADER_SIZE:HEADER_SIZE + blocks * BLOCK_SIZE]
+    body = body[: len(body) // BLOCK_SIZE * BLOCK_SIZE]
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return decryptor.update(body) + decryptor.finalize()
+
+
 # --- files, written atomically --------------------------------------------------------------
 
 

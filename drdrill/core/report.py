@@ -193,6 +193,9 @@ class Forecast:
     target_bytes: int
     rto_seconds: float
     model: str = "linear: fixed + target_bytes * sample_restore_seconds / sample_bytes"
+    # What the figure rests on, and how far it may be trusted (never past 10x what was measured).
+    basis: str = ""
+    valid_up_to_bytes: int | None = None
 
 
 StepStatus = Literal["passed", "failed", "skipped", "undefined"]
@@ -219,6 +222,44 @@ class Scenario:
     verdict: VerdictStatus | None = None
     verdict_reasons: list[str] = field(default_factory=list)
     expected_failure: bool = False
+    # The scenario's own figures and tenants: a report is read scenario by scenario.
+    achieved: Achieved = field(default_factory=lambda: Achieved())
+    tenants: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "steps": [vars(st).copy() for st in self.steps],
+                "verdict": self.verdict, "verdict_reasons": list(self.verdict_reasons),
+                "expected_failure": self.expected_failure, "achieved": vars(self.achieved).copy(),
+                "tenants": list(self.tenants)}
+
+    @classmethod
+    def from_dict(cls, s: dict[str, Any]) -> Scenario:
+        return cls(s["name"], s["status"], [Step(**st) for st in s.get("steps", [])], s.get("verdict"),
+                   list(s.get("verdict_reasons") or []), bool(s.get("expected_failure", False)),
+                   Achieved(**(s.get("achieved") or {})), list(s.get("tenants") or []))
+
+
+ControlStatus = Literal["passed", "failed", "warning", "not evidenced"]
+
+
+@dataclass
+class Control:
+    """One promise of the runbook and what this drill proved about it."""
+
+    promise: str
+    status: ControlStatus
+    evidence: str  # what was measured or checked, or why it was not
+
+
+@dataclass
+class TrendPoint:
+    """A drill of the history, for the trend chart (the newest last)."""
+
+    drill_id: str
+    finished_at: str | None
+    verdict: str
+    rto_seconds: float | None
+    rpo_seconds: float | None
 
 
 @dataclass
@@ -239,6 +280,8 @@ class Report:
     weaknesses: list[Weakness] = field(default_factory=list)
     scenarios: list[Scenario] = field(default_factory=list)
     forecast: Forecast | None = None
+    controls: list[Control] = field(default_factory=list)
+    trend: list[TrendPoint] = field(default_factory=list)  # the drills before this one
     # True when the drill was interrupted or crashed before all phases ran.
     incomplete: bool = False
     previous_report_sha256: str | None = None
@@ -264,13 +307,10 @@ class Report:
             "evidence": self.evidence.to_dict(),
             "problems": [vars(p).copy() for p in self.problems],
             "weaknesses": [vars(w).copy() for w in self.weaknesses],
-            "scenarios": [
-                {"name": s.name, "status": s.status, "steps": [vars(st).copy() for st in s.steps],
-                 "verdict": s.verdict, "verdict_reasons": list(s.verdict_reasons),
-                 "expected_failure": s.expected_failure}
-                for s in self.scenarios
-            ],
+            "scenarios": [s.to_dict() for s in self.scenarios],
             "forecast": None if self.forecast is None else vars(self.forecast).copy(),
+            "controls": [vars(c).copy() for c in self.controls],
+            "trend": [vars(p).copy() for p in self.trend],
             "incomplete": self.incomplete,
             "previous_report_sha256": self.previous_report_sha256,
         }
@@ -325,12 +365,10 @@ class Report:
             evidence=Evidence.from_dict(d.get("evidence") or {}),
             problems=problems,
             weaknesses=[Weakness(**w) for w in d.get("weaknesses", [])],
-            scenarios=[
-                Scenario(s["name"], s["status"], [Step(**st) for st in s.get("steps", [])], s.get("verdict"),
-                         list(s.get("verdict_reasons") or []), bool(s.get("expected_failure", False)))
-                for s in d.get("scenarios", [])
-            ],
+            scenarios=[Scenario.from_dict(s) for s in d.get("scenarios", [])],
             forecast=None if forecast is None else Forecast(**forecast),
+            controls=[Control(**c) for c in d.get("controls", [])],
+            trend=[TrendPoint(**p) for p in d.get("trend", [])],
             incomplete=bool(d.get("incomplete", False)),
             previous_report_sha256=d.get("previous_report_sha256"),
             schema_version=d["schema_version"],

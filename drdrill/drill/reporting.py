@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import platform as pyplatform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from drdrill import __version__
@@ -22,12 +22,14 @@ from drdrill.core.report import (
     Scenario,
     SnapshotRef,
     TenantResult,
+    TrendPoint,
     Weakness,
 )
 from drdrill.core.timeline import Timeline
+from drdrill.drill.controls import controls
 from drdrill.drill.measurement import DrillOutcome
 
-FORECAST_TARGET_BYTES = 100 * 1024**3  # "at 100 GiB this recovery would take about ..."
+FORECAST_FACTOR = 10  # how far past the measured size a forecast is shown
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class RunInfo:
     finished_at: datetime
     objectives: Objectives
     incomplete: bool = False
+    # From the history: the drills before this one (for the trend) and when the last finished.
+    trend: list[TrendPoint] = field(default_factory=list)
+    previous_drill_at: datetime | None = None
 
 
 def operator_name() -> str:
@@ -81,6 +86,11 @@ def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
         if scenario is not None:
             scenario.verdict, scenario.verdict_reasons = verdict.status, list(verdict.reasons)
             scenario.expected_failure = outcome.expected_failure
+            scenario.achieved = Achieved(
+                rto_seconds=_worst([outcome.rto_seconds]), rpo_seconds=_worst([outcome.rpo.worst if outcome.rpo
+                                                                                 else None]),
+                backup_exposure_seconds=_worst([outcome.exposure_seconds]))
+            scenario.tenants = [t.key for t in outcome.tenants]
     extra = list(extra_problems or [])
     verdict = judge_run(judged, errors=[p.summary for p in extra if p.kind == "error"],
                         failures=[p.summary for p in extra if p.kind == "failed"], incomplete=run.incomplete)
@@ -96,6 +106,9 @@ def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
         events=list(timeline.events), tenants=_tenant_results(outcomes), evidence=_evidence(outcomes),
         problems=[p for o in outcomes for p in o.problems] + extra, weaknesses=_weaknesses(outcomes),
         scenarios=list(scenarios or []), forecast=_forecast(outcomes), incomplete=run.incomplete,
+        controls=controls(outcomes, run.objectives, target=run.target, previous_drill_at=run.previous_drill_at,
+                          finished_at=run.finished_at),
+        trend=list(run.trend),
     )
 
 
@@ -205,14 +218,20 @@ def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
 
 
 def _forecast(outcomes: list[DrillOutcome]) -> Forecast | None:
+    """The RTO at ten times the data this drill restored, and no further: a linear model from
+    one sample says nothing trustworthy about a size orders of magnitude away."""
     for outcome in outcomes:
-        if not outcome.snapshot_restores or outcome.rto_seconds is None:
+        if not outcome.snapshot_restores or outcome.rto_seconds is None or outcome.expected_failure:
             continue
         sample_bytes = sum(s.size_bytes for s in outcome.backup.snapshots) if outcome.backup else 0
         restore_seconds = sum(r.restore_seconds + r.fetch_seconds for r in outcome.snapshot_restores)
         if sample_bytes <= 0 or restore_seconds <= 0:
             continue
         fixed = max(0.0, outcome.rto_seconds - restore_seconds)
-        predicted = forecast_rto(sample_bytes, restore_seconds, fixed, FORECAST_TARGET_BYTES)
-        return Forecast(sample_bytes, restore_seconds, fixed, FORECAST_TARGET_BYTES, predicted)
+        target = FORECAST_FACTOR * sample_bytes
+        predicted = forecast_rto(sample_bytes, restore_seconds, fixed, target)
+        basis = (f"{outcome.scenario}: {sample_bytes} bytes restored in {restore_seconds:.2f}s, plus "
+                 f"{fixed:.2f}s that do not grow with the data")
+        return Forecast(sample_bytes, restore_seconds, fixed, target, predicted, basis=basis,
+                        valid_up_to_bytes=target)
     return None

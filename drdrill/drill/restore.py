@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 _DUMP_TRAILERS = (b"-- PostgreSQL database dump complete", b"COMMIT;")
 
 
+@dataclass(frozen=True)
+class EncryptionProof:
+    """That a dump is the runbook's AES-256 format and unreadable without its password."""
+
+    salted_header: bool  # begins with openssl's "Salted__" and a salt
+    refused_wrong_password: bool  # another password turns its start into something else
+
+
 @dataclass
 class MetadataRestore:
     scope: str
@@ -37,6 +46,7 @@ class MetadataRestore:
     kdf_weak: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    encryption: EncryptionProof | None = None
 
 
 @dataclass
@@ -101,6 +111,7 @@ class FetchedDump:
     size_bytes: int
     checksum_verified: bool
     notes: list[str]
+    encryption: EncryptionProof | None = None
 
 
 def fetch_dump(platform: Platform, key: str, password: bytes, kdf: crypto.KdfSpec, into: Path,
@@ -130,6 +141,7 @@ def fetch_dump(platform: Platform, key: str, password: bytes, kdf: crypto.KdfSpe
         crypto.decrypt_file(cipher, plain, password, kdf)
     except DecryptionError as exc:
         raise DecryptionError(f"{key} cannot be decrypted: {exc.message}", key=key, hint=exc.hint) from exc
+    encryption = _encryption_proof(cipher, plain, password, kdf)
     complete = _dump_is_complete(plain, scope)
     if complete is None:
         notes.append(f"{key} decrypts completely, but its format is not pg_dump's or drdrill's: whether it is "
@@ -137,7 +149,20 @@ def fetch_dump(platform: Platform, key: str, password: bytes, kdf: crypto.KdfSpe
     elif not complete:
         raise BackupIntegrityError(f"{key} decrypts to an incomplete dump (no end-of-dump trailer)",
                                    key=key, hint="the backup job was probably interrupted")
-    return FetchedDump(key, plain, digest, cipher.stat().st_size, expected is not None, notes)
+    return FetchedDump(key, plain, digest, cipher.stat().st_size, expected is not None, notes, encryption)
+
+
+def _encryption_proof(cipher: Path, plain: Path, password: bytes, kdf: crypto.KdfSpec) -> EncryptionProof:
+    with open(cipher, "rb") as handle:
+        head = handle.read(crypto.HEADER_SIZE + 4 * crypto.BLOCK_SIZE)
+    with open(plain, "rb") as handle:
+        start = handle.read(4 * crypto.BLOCK_SIZE)
+    wrong = secrets.token_bytes(24)
+    try:
+        refused = crypto.decrypt_head(head, wrong, kdf)[: len(start)] != start
+    except DecryptionError:
+        refused = True
+    return EncryptionProof(head.startswith(crypto.MAGIC), refused and wrong != password)
 
 
 def restore_metadata(platform: Platform, scope: str, password: bytes, kdf: crypto.KdfSpec, *,
@@ -154,7 +179,7 @@ def restore_metadata(platform: Platform, scope: str, password: bytes, kdf: crypt
             platform.db.recreate_database(platform.admin)
         platform.db.restore_sql(dump.plain, timeout_s=timeout_s)
     result = MetadataRestore(scope, entry_key, dump.sha256, dump.size_bytes, dump.checksum_verified, kdf.describe(),
-                             kdf.is_weak, time.monotonic() - started, dump.notes)
+                             kdf.is_weak, time.monotonic() - started, dump.notes, dump.encryption)
     log.info("restored metadata from %s in %.1fs", entry_key, result.seconds)
     return result
 
@@ -180,7 +205,7 @@ def restore_tenant_rows(platform: Platform, tenant: Tenant, password: bytes, kdf
         finally:
             platform.db.drop_database(platform.admin, scratch.conn.database)
     result = MetadataRestore(tenant.key, entry_key, dump.sha256, dump.size_bytes, dump.checksum_verified,
-                             kdf.describe(), kdf.is_weak, time.monotonic() - started, dump.notes)
+                             kdf.describe(), kdf.is_weak, time.monotonic() - started, dump.notes, dump.encryption)
     log.info("restored rows of %s from %s in %.1fs", tenant, entry_key, result.seconds)
     return result
 

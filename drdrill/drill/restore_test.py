@@ -225,7 +225,7 @@ class RestoreTest(Session):
                     self.fetched[scope] = dump.plain
                     self.metadata_restores.append(MetadataRestore(
                         scope, dump.key, dump.sha256, dump.size_bytes, dump.checksum_verified,
-                        self.settings.kdf.describe(), self.settings.kdf.is_weak, 0.0, dump.notes))
+                        self.settings.kdf.describe(), self.settings.kdf.is_weak, 0.0, dump.notes, dump.encryption))
                 else:
                     dump.plain.unlink()
 

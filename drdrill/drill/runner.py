@@ -4,6 +4,7 @@ write the report, and map the verdict to the exit status."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -11,14 +12,16 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from drdrill.config import DrillSettings, Paths, StackSettings, check_stack_name, load_settings
+from drdrill.core.clock import from_iso
 from drdrill.core.durations import parse_duration
+from drdrill.core.history import entries
 from drdrill.core.objectives import Verdict
-from drdrill.core.report import Problem, Report, redact_text
+from drdrill.core.report import Problem, Report, TrendPoint, redact_text
 from drdrill.drill.bdd import DrillPlugin, RunContext, align_cucumber
 from drdrill.drill.features import (
     LoadedFeature,
@@ -28,12 +31,17 @@ from drdrill.drill.features import (
     load_features,
     step_modules,
 )
+from drdrill.drill.plan import describe_plan
 from drdrill.drill.reporting import RunInfo, build_report
 from drdrill.errors import EXIT_USAGE, UsageError
+from drdrill.evidence.keys import Signer, read_signer
+from drdrill.report_writer import check_history
 from drdrill.targets import check_destruction_allowed, make_target
 from drdrill.targets.base import DrillTarget
 
 log = logging.getLogger(__name__)
+
+TREND_DRILLS = 12  # how many earlier drills the report's trend chart shows
 
 
 
@@ -95,6 +103,10 @@ class RunPlan:
     target: DrillTarget
     stack: str | None
     report_dir: Path
+    history: Path  # the project's one history
+    signer: Signer | None = None
+    trend: list[TrendPoint] = field(default_factory=list)  # the history's latest drills
+    previous_drill_at: datetime | None = None
 
     @property
     def destructive(self) -> list[str]:
@@ -115,9 +127,21 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
     settings = _settings(request)
     if overrides:
         settings = replace(settings, objectives=replace(settings.objectives, **overrides))
+    history = settings.history_path or Path("reports") / "history.jsonl"
+    history = history if history.is_absolute() else request.project_dir / history
+    signer = read_signer(settings.evidence_key_file, settings.evidence_key_env)
+    trend: list[TrendPoint] = []
+    previous_at = None
+    if history.exists():  # a broken chain is refused before anything runs, not after
+        text = history.read_text(encoding="utf-8")
+        check_history(text, history, signer)
+        past = entries(text.splitlines())
+        trend = [TrendPoint(e.drill_id, e.finished_at, e.verdict, e.summary.get("rto_seconds"),
+                            e.summary.get("rpo_seconds")) for e in past[-TREND_DRILLS:]]
+        previous_at = next((from_iso(e.finished_at) for e in reversed(past) if e.finished_at), None)
     target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack)
     return RunPlan(drill_id, request.project_dir, loaded, settings, overrides, request.target, target,
-                   request.stack, report_dir)
+                   request.stack, report_dir, history, signer, trend, previous_at)
 
 
 def run(request: RunRequest, paths: Paths, stack_settings: StackSettings, progress=None) -> RunResult:
@@ -173,16 +197,31 @@ def execute(plan: RunPlan, progress=None) -> RunResult:
             ctx.problems.append(Problem(None, "error", "the drill was interrupted before it finished",
                                         "the report is incomplete; every process the drill started was stopped"))
         report = build_report(RunInfo(plan.drill_id, plan.target_name, started, datetime.now(UTC),
-                                      plan.settings.objectives, incomplete=interrupted), ctx.outcomes, ctx.timeline,
+                                      plan.settings.objectives, incomplete=interrupted, trend=plan.trend,
+                                      previous_drill_at=plan.previous_drill_at), ctx.outcomes, ctx.timeline,
                               ctx.scenarios, extra_problems=ctx.problems)
-        # The drill's own log always; the services' logs when something went wrong (they explain it).
-        extra = {"drill.log": redact_text(log_path.read_text(errors="replace")).encode()}
+        # The drill's own log always; the services' logs when something went wrong (they explain it);
+        # the exact feature files run and the resolved settings, for the evidence pack.
+        extra = {"drill.log": redact_text(log_path.read_text(errors="replace")).encode(),
+                 "settings.json": (json.dumps(describe_plan(plan), indent=2, sort_keys=True) + "\n").encode(),
+                 **_feature_copies(plan)}
         if report.verdict != "passed":
             extra.update({f"logs/{name}.log": redact_text(text).encode() for name, text in service_logs.items()})
-        write_report(report, plan.report_dir, history_path=plan.report_dir.parent / "history.jsonl",
-                     cucumber_json=align_cucumber(cucumber, report.scenarios), extra_files=extra)
+        write_report(report, plan.report_dir, history_path=plan.history,
+                     cucumber_json=align_cucumber(cucumber, report.scenarios), extra_files=extra, signer=plan.signer)
     status = EXIT_USAGE if ctx.usage_errors else Verdict(report.verdict, report.verdict_reasons).exit_status
     return RunResult(report, plan.report_dir, status)
+
+
+def _feature_copies(plan: RunPlan) -> dict[str, bytes]:
+    """``features/<name>``: byte for byte the files this run drilled."""
+    copies: dict[str, bytes] = {}
+    for feature in plan.features:
+        name = f"features/{feature.path.name}"
+        if name in copies:  # two directories with the same file name
+            name = f"features/{len(copies)}-{feature.path.name}"
+        copies[name] = feature.path.read_bytes()
+    return copies
 
 
 @contextlib.contextmanager
@@ -257,8 +296,6 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _read_json(path: Path) -> list | None:
-    import json
-
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

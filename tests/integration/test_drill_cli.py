@@ -22,14 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def drill(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     report_dir = tmp_path / "report"
-    result = subprocess.run([sys.executable, "-m", "drdrill", "-q", "run", *args, "--report-dir", str(report_dir)],
+    # The project directory is the test's own: its history and reports stay out of the repository.
+    result = subprocess.run([sys.executable, "-m", "drdrill", "-q", "run", *args, "--report-dir", str(report_dir),
+                             "--project-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     return result, report_dir
 
 
 @pytest.mark.es_matrix
 def test_full_site_drill_passes_with_measured_rto_and_rpo(tmp_path):
-    result, report_dir = drill(tmp_path, "features/full_site_recovery.feature")
+    result, report_dir = drill(tmp_path, f"{ROOT}/features/full_site_recovery.feature")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASSED" in result.stdout and str(report_dir) in result.stdout
     names = {p.name for p in report_dir.iterdir()}
@@ -64,7 +66,7 @@ def test_full_site_drill_passes_with_measured_rto_and_rpo(tmp_path):
     html = (report_dir / "report.html").read_text()
     assert "<svg" in html and "http://" not in html and "https://" not in html
     ET.parse(report_dir / "junit.xml")
-    history = (tmp_path / "history.jsonl").read_text().splitlines()
+    history = (tmp_path / "reports" / "history.jsonl").read_text().splitlines()
     assert verify_chain(history, {report["drill_id"]: (report_dir / "report.json").read_bytes()}) == []
     assert (report_dir / "drill.log").exists() and not (report_dir / "logs").exists()  # passed: no service logs
     text = (report_dir / "report.json").read_text()
@@ -72,7 +74,7 @@ def test_full_site_drill_passes_with_measured_rto_and_rpo(tmp_path):
 
 
 def test_rto_target_below_achieved_fails_with_exit_1_and_says_why(tmp_path):
-    result, report_dir = drill(tmp_path, "features/metadata_recovery.feature", "--rto", "1ms")
+    result, report_dir = drill(tmp_path, f"{ROOT}/features/metadata_recovery.feature", "--rto", "1ms")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED" in result.stdout and "RTO" in result.stdout and "exceeds target" in result.stdout
     report = json.loads((report_dir / "report.json").read_text())
@@ -90,8 +92,8 @@ def test_rto_target_below_achieved_fails_with_exit_1_and_says_why(tmp_path):
 
 
 def test_one_tenant_and_custom_objective_scenarios(tmp_path):
-    result, report_dir = drill(tmp_path, "features/single_tenant_recovery.feature",
-                               "features/custom_objectives.feature")
+    result, report_dir = drill(tmp_path, f"{ROOT}/features/single_tenant_recovery.feature",
+                               f"{ROOT}/features/custom_objectives.feature")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((report_dir / "report.json").read_text())
     assert [s["status"] for s in report["scenarios"]] == ["passed", "passed"]

@@ -67,7 +67,8 @@ def fault_run(paths, tmp_path_factory):
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-m", "drdrill", "-q", "run", str(FAULTS), "--stack", stack.stack_name,
-             "--report-dir", str(report_dir)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+             "--report-dir", str(report_dir), "--project-dir", str(report_dir.parent)], cwd=ROOT,
+            capture_output=True, text=True, timeout=1800)
         elapsed = time.monotonic() - started
         after = _digests(store)
         new_stacks = set(paths.stacks_dir.iterdir()) - stacks_before
@@ -151,7 +152,8 @@ def test_a_fault_diagnosed_otherwise_fails_the_gate(session_stack, tmp_path):
                        .replace('the diagnosis names "MinIO"', 'the diagnosis names "PostgreSQL password"'))
     result = subprocess.run(
         [sys.executable, "-m", "drdrill", "-q", "run", str(feature), "--stack", session_stack.stack_name,
-         "--report-dir", str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+         "--report-dir", str(tmp_path / "report"), "--project-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+        text=True, timeout=600)
     assert result.returncode == 1, result.stderr[-2000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     [scenario] = report["scenarios"]

@@ -30,7 +30,8 @@ def test_sigterm_mid_drill_writes_an_incomplete_report_and_leaves_nothing_runnin
     report_dir = tmp_path / "report"
     proc = subprocess.Popen(
         [sys.executable, "-m", "drdrill", "run", "features/full_site_recovery.feature", "--report-dir",
-         str(report_dir)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         str(report_dir), "--project-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
     records: list[process.ProcessRecord] = []
     try:
         deadline = time.monotonic() + 300

@@ -60,7 +60,7 @@ class Staging:
             ) -> tuple[subprocess.CompletedProcess[str], dict | None]:
         report_dir = tmp_path / f"report-{uuid.uuid4().hex[:6]}"
         result = self.drdrill("run", *args, "--target", "live", "--config", str(self.config), "--report-dir",
-                              str(report_dir), env=env)
+                              str(report_dir), "--project-dir", str(tmp_path), env=env)
         path = report_dir / "report.json"
         return result, json.loads(path.read_text()) if path.exists() else None
 
@@ -224,7 +224,8 @@ def test_the_platforms_own_repository_registrations_are_never_touched(staging, t
 def test_ctrl_c_mid_restore_leaves_nothing_behind(staging, tmp_path, unchanged):
     report_dir = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, "-m", "drdrill", "run", "--target", "live", "--config",
-                             str(staging.config), "--report-dir", str(report_dir)], cwd=ROOT, env=staging.env,
+                             str(staging.config), "--report-dir", str(report_dir), "--project-dir", str(tmp_path)],
+                            cwd=ROOT, env=staging.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -239,7 +240,7 @@ def test_ctrl_c_mid_restore_leaves_nothing_behind(staging, tmp_path, unchanged):
 
 
 def test_a_destructive_drill_on_an_unmarked_environment_is_refused(staging, tmp_path, unchanged):
-    result, report = staging.run(tmp_path, "features/full_site_recovery.feature")
+    result, report = staging.run(tmp_path, str(ROOT / "features" / "full_site_recovery.feature"))
     assert result.returncode == 2 and report is None
     assert "not marked as a drill environment" in result.stderr and "drdrill/DRILL_ENVIRONMENT" in result.stderr
 
@@ -253,7 +254,7 @@ def test_a_destructive_drill_on_a_marked_environment_stops_before_touching_it(st
     try:
         before = staging.fingerprint()
         result = staging.drdrill("run", "features/full_site_recovery.feature", "--target", "live", "--config",
-                                 str(marked), "--report-dir", str(tmp_path / "r"))
+                                 str(marked), "--report-dir", str(tmp_path / "r"), "--project-dir", str(tmp_path))
         assert result.returncode == 3, result.stderr
         assert "Kubernetes" in result.stderr and not (tmp_path / "r").exists()
         assert staging.fingerprint() == before

@@ -34,7 +34,9 @@ def test_lines_are_chained():
     first, second = (json.loads(line) for line in lines[:2])
     assert set(first) == {
         "drill_id", "finished_at", "verdict", "report_sha256", "previous_report_sha256", "line_sha256",
+        "v", "files", "summary",
     }  # fmt: skip
+    assert first["v"] == 2
     assert first["previous_report_sha256"] is None
     assert first["report_sha256"] == sha256_hex(REPORTS["drill-1"])
     assert second["previous_report_sha256"] == first["report_sha256"]
@@ -113,3 +115,39 @@ def test_entry_parsing():
         HistoryEntry.from_line('{"drill_id": "x"}')
     with pytest.raises(HistoryFormatError):
         last_report_sha256(["garbage"])
+
+
+def test_format_1_lines_still_verify_and_chain_into_format_2():
+    from drdrill.core.history import HistoryEntry, line_hash
+
+    fields = {"drill_id": "old", "finished_at": "2026-01-01T00:00:00.000Z", "verdict": "passed",
+              "report_sha256": sha256_hex(b"old report"), "previous_report_sha256": None}
+    old = json.dumps({**fields, "line_sha256": line_hash(fields, None)}, sort_keys=True, separators=(",", ":"))
+    assert HistoryEntry.from_line(old).v == 1
+    new = make_line(drill_id="new", finished_at=None, verdict="failed", report_bytes=b"new report",
+                    previous_line=old, files={"report.json": sha256_hex(b"new report")},
+                    summary={"target": "local", "rto_seconds": 12.5})
+    assert verify_chain([old, new]) == []
+    edited = json.loads(new)
+    edited["summary"]["rto_seconds"] = 1.0  # a trend made to look better
+    assert "line_sha256 does not match" in verify_chain([old, json.dumps(edited)])[0]
+
+
+def test_signed_lines_name_a_bad_or_missing_signature():
+    def sign(digest: str) -> tuple[str, str]:
+        return f"sig-of-{digest}", "sha256:key"
+
+    def check(digest: str, signature: str, fingerprint: str) -> str | None:
+        return None if signature == f"sig-of-{digest}" else f"signature by {fingerprint} does not hold"
+
+    first = make_line(drill_id="a", finished_at=None, verdict="passed", report_bytes=b"a", previous_line=None,
+                      sign=sign)
+    second = make_line(drill_id="b", finished_at=None, verdict="passed", report_bytes=b"b", previous_line=first,
+                       sign=sign)
+    assert verify_chain([first, second], check_signature=check, require_signatures=True) == []
+    forged = json.loads(second)
+    forged["signature"] = "sig-of-something-else"
+    assert "does not hold" in verify_chain([first, json.dumps(forged)], check_signature=check)[0]
+    unsigned = make_line(drill_id="c", finished_at=None, verdict="passed", report_bytes=b"c", previous_line=second)
+    assert verify_chain([first, second, unsigned], check_signature=check, require_signatures=True) == [
+        "line 3 (c): not signed"]

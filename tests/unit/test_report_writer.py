@@ -10,7 +10,7 @@ from drdrill.core.history import sha256_hex, verify_chain
 from drdrill.core.objectives import Objectives
 from drdrill.core.report import Achieved, Evidence, IndexResult, Problem, Report, TenantResult, Weakness
 from drdrill.core.timeline import Timeline
-from drdrill.errors import HarnessError, UsageError, VerificationFailed
+from drdrill.errors import UsageError, VerificationFailed
 
 START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 ALL_FILES = {"report.json", "report.md", "report.html", "junit.xml"}
@@ -127,7 +127,7 @@ def test_history_is_appended_and_chained(tmp_path):
 def test_unreadable_history_refuses_to_write_anything(tmp_path):
     history = tmp_path / "history.jsonl"
     history.write_text("not json\n")
-    with pytest.raises(HarnessError, match="history"):
+    with pytest.raises(UsageError, match=r"history .* does not verify"):
         report_writer.write_report(make_report(), tmp_path / "r", history_path=history)
     assert files_in(tmp_path / "r") == set()
     assert history.read_text() == "not json\n"
