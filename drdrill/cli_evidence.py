@@ -36,6 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     history.add_argument("--public-key", metavar="KEY.pub", help="also check every signature made with this key")
     history.add_argument("--json", action="store_true")
     history.set_defaults(handler=cmd_history)
+    add_metrics_command(sub)
 
 
 def project_history(config: str | None) -> Path:
@@ -122,3 +123,60 @@ def cmd_history(args: argparse.Namespace) -> int:
                   f"{s.get('documents', '-')!s:>10}  {e.drill_id}{'' if e.signature else ' (unsigned)'}")
         print(f"chain of {len(drills)} drill(s): " + ("intact" if not problems else f"BROKEN: {problems[0]}"))
     return 1 if problems else 0
+
+
+def add_metrics_command(sub: argparse._SubParsersAction) -> None:
+    metrics = sub.add_parser("metrics", help="backup exposure per tenant, for monitoring between drills "
+                             "(Prometheus textfile); exit 1 when a tenant is outside its RPO")
+    where = metrics.add_mutually_exclusive_group()
+    where.add_argument("--config", help="settings with a [target] table (the environment to read; "
+                       "default: drdrill.toml)")
+    where.add_argument("--stack", help="read a local stack's bucket instead")
+    metrics.add_argument("--textfile", metavar="OUT.prom", help="write the metrics here (atomically)")
+    metrics.add_argument("--history", help="the history whose newest drill to report (default: the project's)")
+    metrics.set_defaults(handler=cmd_metrics)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from drdrill.backups.metrics import exposures, write_textfile
+    from drdrill.config import DrillSettings, check_stack_name, load_paths, load_settings, stack_settings_from_env
+    from drdrill.core.durations import format_duration
+    from drdrill.core.history import HistoryFormatError, last_entry
+    from drdrill.errors import UsageError
+
+    config = Path(args.config) if args.config else Path("drdrill.toml")
+    settings = load_settings(config) if args.config or config.exists() else DrillSettings()
+    if args.stack:
+        from drdrill.adapters.platform import Platform
+        from drdrill.stack.local import LocalStack
+
+        stack = LocalStack(load_paths(), stack_settings_from_env(), stack_name=check_stack_name(args.stack, "--stack"))
+        store = Platform.from_endpoints(stack.endpoints()).store
+    elif settings.target is not None:
+        from drdrill.targets.live import LiveTarget
+
+        store = LiveTarget(settings.target, drill_id="metrics").platform(request_timeout_s=30).store
+    else:
+        raise UsageError(f"{config} has no [target] table", hint="describe the environment there, or give --stack")
+    rpo = settings.objectives.rpo_seconds
+    tenants = exposures(store, datetime.now(UTC))
+    history = Path(args.history) if args.history else project_history(args.config)
+    try:
+        last = last_entry(history.read_text(encoding="utf-8").splitlines()) if history.exists() else None
+    except HistoryFormatError:
+        last = None
+    if args.textfile:
+        write_textfile(Path(args.textfile), tenants, last, rpo)
+
+    def age(seconds: float | None) -> str:
+        return "none" if seconds is None else format_duration(seconds)
+
+    for t in tenants:
+        mark = "OUTSIDE RPO" if t.outside(rpo) else "ok"
+        print(f"{t.tenant.key:<24} snapshot {age(t.snapshot_age_s):>9} ({t.snapshot_points} in 7 days)  "
+              f"dump {age(t.dump_age_s):>9} ({t.dump_points} in 7 days)  {mark}")
+    if not tenants:
+        print("no tenant repository in the bucket")
+    return 1 if any(t.outside(rpo) for t in tenants) else 0

@@ -276,3 +276,28 @@ def test_a_tenant_whose_newest_snapshot_is_partial_fails_naming_it(staging, tmp_
     # The other tenants were still restored and reported.
     assert {r["org_id"] + "/" + r["namespace"] for r in report["tenants"] if r["indices"]} >= set(TENANTS)
     assert staging.fingerprint() == before
+
+
+def test_metrics_between_drills_parse_and_gate_on_the_rpo(staging, tmp_path, unchanged):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = tmp_path / "drdrill.prom"
+    result = staging.drdrill("metrics", "--config", str(staging.config), "--textfile", str(out),
+                             "--history", str(tmp_path / "none.jsonl"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    families = {f.name: f for f in text_string_to_metric_families(out.read_text())}
+    ages = {(s.labels["org_id"], s.labels["namespace"]): s.value
+            for s in families["drdrill_snapshot_age_seconds"].samples}
+    assert {f"{o}/{n}" for o, n in ages} >= set(TENANTS) and all(0 <= v < 3600 for v in ages.values())
+    points = {s.labels["org_id"] + "/" + s.labels["namespace"]: s.value
+              for s in families["drdrill_snapshot_recovery_points"].samples}
+    assert all(points[t] >= 1 for t in TENANTS)
+    assert all(s.value > 0 for s in families["drdrill_repository_bytes"].samples)
+    assert all(s.value == 0 for s in families["drdrill_outside_rpo"].samples)
+    strict = tmp_path / "strict.toml"
+    strict.write_text(staging.config.read_text() + '[objectives]\nrpo = "1s"\n')
+    time.sleep(1.1)
+    late = staging.drdrill("metrics", "--config", str(strict), "--textfile", str(out))
+    assert late.returncode == 1 and "OUTSIDE RPO" in late.stdout
+    families = {f.name: f for f in text_string_to_metric_families(out.read_text())}
+    assert all(s.value == 1 for s in families["drdrill_outside_rpo"].samples)
