@@ -12,9 +12,11 @@ Feature: Full-site recovery
     And the metadata database is restored from the newest dump in metadata/all
     And every tenant's snapshot is restored from MinIO
     And data integrity is verified
+    And each tenant's backup credentials are tried on every path
     Then every index is green with the documents its snapshot held
     And the tenant_containers rows match the backup
     And every tenant row has its indices and every index its row
     And the canary writes up to the backup are all back
+    And each tenant's backup credentials reach only its own path
     And the recovery time is within the objective
     And the data loss is within the objective

@@ -108,6 +108,11 @@ def verify(drill):
     drill.verify()
 
 
+@when("each tenant's backup credentials are tried on every path")
+def try_isolation(drill):
+    drill.check_isolation()
+
+
 @when("metadata integrity is verified")
 def verify_metadata(drill):
     drill.verify(metadata_only=True)
@@ -138,6 +143,11 @@ def rows_ok(drill):
 @then("every tenant row has its indices and every index its row")
 def cross_store_ok(drill):
     _require(drill, ("every tenant row", "every restored index"))
+
+
+@then("each tenant's backup credentials reach only its own path")
+def isolation_ok(drill):
+    _require(drill, ("isolation:",))
 
 
 @then("the canary writes up to the backup are all back")

@@ -37,6 +37,11 @@ for _tenant_phrase, _tenant_injector in faults.TENANT_FAULTS.items():
     given(_parser)(_for_tenant(_tenant_injector))
 
 
+@given(parsers.parse('tenant "{tenant}"\'s backup credentials also reach tenant "{other}"\'s path'))
+def widened(drill, tenant, other):
+    faults.credentials_widened(drill, Tenant.parse(tenant), Tenant.parse(other))
+
+
 @when(parsers.parse('the repository of tenant "{tenant}" is swapped for that of tenant "{other}"'))
 def swapped(drill, tenant, other):
     faults.repository_swapped(drill, Tenant.parse(tenant), Tenant.parse(other))

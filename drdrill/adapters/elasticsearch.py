@@ -187,12 +187,13 @@ class SearchCluster:
                 wait_for_no_relocating_shards=True, timeout=f"{max(1, int(timeout_s))}s",
             )
         except ApiError as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            if exc.meta.status == 408 and "status" in body:  # still not green when the wait ran out
+                return False, _health_text(body) + f" after {timeout_s:.0f}s"
             return False, f"health call failed: {exc.meta.status} {_reason(exc)}"
         except (TransportConnectionError, ConnectionTimeout) as exc:
             return False, f"Elasticsearch unreachable: {exc}"
-        status = f"{data['status']}, {data.get('initializing_shards', '?')} initializing, " \
-                 f"{data.get('unassigned_shards', '?')} unassigned"
-        return (not data.get("timed_out") and data["status"] == "green"), status
+        return (not data.get("timed_out") and data["status"] == "green"), _health_text(data)
 
     FAULT_SETTINGS = ("cluster.routing.allocation.disk.threshold_enabled",
                       "cluster.routing.allocation.disk.watermark.low", "cluster.routing.allocation.disk.watermark.high",
@@ -220,10 +221,13 @@ class SearchCluster:
             data = self.client.cluster.allocation_explain()
         except ApiError:
             return None  # 400: no unassigned shard to explain
-        reasons = [str(d.get("explanation")) for node in data.get("node_allocation_decisions", []) or []
-                   for d in node.get("deciders", []) or [] if d.get("decision") == "NO"]
-        summary = str(data.get("allocate_explanation") or data.get("unassigned_info", {}).get("reason") or "")
-        return f"{data.get('index')}[{data.get('shard')}] unassigned: " + "; ".join([*reasons[:2], summary][:3])
+        decisions = [d for node in data.get("node_allocation_decisions", []) or [] for d in node.get("deciders") or []]
+        reasons = [_first_sentence(str(d.get("explanation"))) for d in decisions if d.get("decision") == "NO"]
+        unassigned = data.get("unassigned_info") or {}
+        summary = _first_sentence(str(data.get("allocate_explanation") or unassigned.get("reason") or ""))
+        cause = _root_cause(str(unassigned.get("details") or ""))
+        parts = [*dict.fromkeys(reasons[:2]), summary, *([f"root cause: {cause}"] if cause else [])]
+        return f"{data.get('index')}[{data.get('shard')}] unassigned: " + "; ".join(p for p in parts if p)
 
     # --- indices -------------------------------------------------------------------------
 
@@ -475,6 +479,27 @@ class SearchCluster:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _health_text(data: Any) -> str:
+    return (f"{data.get('status')}, {data.get('initializing_shards', '?')} initializing, "
+            f"{data.get('unassigned_shards', '?')} unassigned")
+
+
+def _first_sentence(text: str, limit: int = 300) -> str:
+    """The explanation without the stack trace Elasticsearch may append to it."""
+    first = text.split("\n", 1)[0].split(" Details: [", 1)[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def _root_cause(details: str) -> str | None:
+    """The last ``Caused by:`` of a Java failure, without its class path and stack frames."""
+    causes = [line.split("Caused by:", 1)[1].strip() for line in details.splitlines() if "Caused by:" in line]
+    if not causes:
+        return None
+    cause = causes[-1]
+    name, _, message = cause.partition(": ")
+    return f"{name.rsplit('.', 1)[-1]}: {message}"[:300]
 
 
 def _mib(value: Any) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -75,6 +76,7 @@ class ObjectStore:
                  connect_timeout_s: float = 5, read_timeout_s: float = 60, max_attempts: int = 3) -> None:
         self.endpoint, self.bucket = endpoint, bucket
         self._access_key, self._secret_key = access_key, secret_key
+        self._read_timeout_s = read_timeout_s
         self._config = Config(
             connect_timeout=connect_timeout_s, read_timeout=read_timeout_s,
             retries={"max_attempts": max_attempts, "mode": "standard"},
@@ -110,6 +112,30 @@ class ObjectStore:
             return True, "ok"
         except ServiceError as exc:
             return False, exc.message
+
+    def allowed(self, action: str, key: str) -> bool:
+        """Whether these credentials may ``list`` (a prefix), ``get`` or ``put`` (a key): False
+        on AccessDenied; any other failure is not an answer, and raises."""
+        try:
+            if action == "list":
+                self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+            elif action == "get":
+                self.client.get_object(Bucket=self.bucket, Key=key)["Body"].close()
+            elif action == "put":
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"drdrill isolation probe\n")
+            else:
+                raise ValueError(f"unknown action {action!r}")
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "AccessDenied":
+                return False
+            raise self._fail(f"{action} {key}", exc) from exc
+        except (BotoCoreError, Boto3Error) as exc:
+            raise self._fail(f"{action} {key}", exc) from exc
+
+    def with_credentials(self, access_key: str, secret_key: str) -> ObjectStore:
+        """The same bucket, seen with other credentials (a tenant's own)."""
+        return ObjectStore(self.endpoint, access_key, secret_key, self.bucket, read_timeout_s=self._read_timeout_s)
 
     def ensure_bucket(self) -> None:
         try:
@@ -194,3 +220,55 @@ class ObjectStore:
                 first = errors[0]
                 raise ServiceError(f"object store refused to delete {len(errors)} object(s), e.g. "
                                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+
+
+# --- per-tenant users (MinIO's admin API) ---------------------------------------------------
+
+
+def prefix_policy(bucket: str, prefixes: list[str]) -> dict[str, Any]:
+    """An IAM policy that reaches ``prefixes`` of ``bucket`` (list, read, write, delete) and
+    nothing else: not the bucket's root listing, not another tenant's path, not metadata/."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}"],
+         "Condition": {"StringLike": {"s3:prefix": [p + "*" for p in prefixes]}}},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": [f"arn:aws:s3:::{bucket}/{p}*" for p in prefixes]},
+    ]}
+
+
+class StoreAdmin:
+    """MinIO's admin API with the root credentials: users and policies. No I/O until used."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str) -> None:
+        self.endpoint = endpoint
+        self._access_key, self._secret_key = access_key, secret_key
+
+    def __repr__(self) -> str:
+        return f"StoreAdmin({self.endpoint!r})"
+
+    def _admin(self) -> Any:
+        from minio.credentials import StaticProvider
+        from minio.minioadmin import MinioAdmin
+
+        secure = self.endpoint.startswith("https://")
+        return MinioAdmin(endpoint=self.endpoint.split("://", 1)[-1], secure=secure,
+                          credentials=StaticProvider(self._access_key, self._secret_key))
+
+    def _do(self, action: str, call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception as exc:  # minio-py raises several types; every one is a failed admin call
+            raise ServiceError(f"MinIO admin: {action} failed: {type(exc).__name__}: {exc}") from exc
+
+    def grant_prefixes(self, user: str, secret: str, bucket: str, prefixes: list[str]) -> None:
+        """Create (or reset) ``user`` with a policy of its own reaching only ``prefixes``."""
+        admin = self._admin()
+        policy = f"{user}-paths"
+        self._do(f"add user {user}", lambda: admin.user_add(user, secret))
+        self._do(f"add policy {policy}", lambda: admin.policy_add(policy, policy=prefix_policy(bucket, prefixes)))
+        self._do(f"attach {policy} to {user}", lambda: admin.policy_set(policy, user=user))
+
+    def remove_user(self, user: str) -> None:
+        admin = self._admin()
+        self._do(f"remove user {user}", lambda: admin.user_remove(user))
+        self._do(f"remove policy {user}-paths", lambda: admin.policy_remove(f"{user}-paths"))

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from drdrill.adapters import crypto
 from drdrill.adapters.platform import Platform
+from drdrill.adapters.s3 import ObjectStore
 from drdrill.backups import catalog, repo_sync
 from drdrill.core import layout
 from drdrill.core.completeness import snapshot_is_complete
@@ -87,14 +88,16 @@ def backup_repository_location(platform: Platform, tenant: Tenant) -> Path:
     return platform.repo_root / "backup" / tenant.org_id / tenant.namespace
 
 
-def register_backup_repository(platform: Platform, tenant: Tenant) -> str:
+def register_backup_repository(platform: Platform, tenant: Tenant, store: ObjectStore | None = None) -> str:
     """Make the tenant's repository usable for writing. Local target: refresh the local `fs`
-    copy from the object store first, so Elasticsearch continues the repository's generations
-    and snapshots incrementally instead of forking a second history."""
+    copy from the object store first (with ``store``: the tenant's own credentials), so
+    Elasticsearch continues the repository's generations and snapshots incrementally instead of
+    forking a second history."""
     name = tenant.repository_name
     if platform.repo_root is not None:
         location = backup_repository_location(platform, tenant)
-        repo_sync.fetch(platform.store, tenant.repo_prefix, location, owner=repo_sync.owner_of(platform.repo_root))
+        repo_sync.fetch(store or platform.store, tenant.repo_prefix, location,
+                        owner=repo_sync.owner_of(platform.repo_root))
         platform.cluster.register_fs_repository(name, str(location))
     else:
         platform.cluster.register_s3_repository(name, platform.store.bucket, tenant.repo_prefix)
@@ -121,11 +124,13 @@ def tenant_indices(platform: Platform, tenant: Tenant, owners: TenantIndices) ->
 
 
 def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: TenantIndices, *,
-                    timeout_s: float = 1800, progress: Callable[[str], None] | None = None) -> SnapshotBackup:
+                    timeout_s: float = 1800, progress: Callable[[str], None] | None = None,
+                    store: ObjectStore | None = None) -> SnapshotBackup:
     """Snapshot exactly the tenant's indices; anything but a complete snapshot raises
-    :class:`BackupFailed` (after the result is published, as the platform's job would)."""
+    :class:`BackupFailed` (after the result is published, as the platform's job would).
+    ``store``: the tenant's own view of the bucket, which its repository is copied with."""
     indices = tenant_indices(platform, tenant, owners)
-    repository = register_backup_repository(platform, tenant)
+    repository = register_backup_repository(platform, tenant, store)
     name = layout.snapshot_name(at)
     started = time.monotonic()
     call_began = datetime.now(UTC)
@@ -136,7 +141,8 @@ def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: Te
     size = platform.cluster.snapshot_size(repository, name) if info.state in ("SUCCESS", "PARTIAL") else 0
     upload = repo_sync.SyncStats(0, 0, 0.0, 0)
     if platform.mirrors_repositories:
-        upload = repo_sync.publish(platform.store, backup_repository_location(platform, tenant), tenant.repo_prefix)
+        upload = repo_sync.publish(store or platform.store, backup_repository_location(platform, tenant),
+                                   tenant.repo_prefix)
     result = SnapshotBackup(
         tenant=tenant.key, repository=repository, snapshot=name, uuid=info.uuid, state=info.state,
         started_at=info.started_at, finished_at=info.finished_at, indices=info.indices,
@@ -228,7 +234,8 @@ class BackupSetResult:
 
 def backup_set(platform: Platform, tenants: list[Tenant], at: datetime, password: bytes | None, *,
                snapshots: bool = True, metadata: bool = True, kdf: crypto.KdfSpec = crypto.RUNBOOK_DEFAULT,
-               timeout_s: float = 1800, progress: Callable[[str], None] | None = None) -> BackupSetResult:
+               timeout_s: float = 1800, progress: Callable[[str], None] | None = None,
+               tenant_stores: dict[Tenant, ObjectStore] | None = None) -> BackupSetResult:
     """The nightly job: a snapshot per tenant (its indices as tenant_containers maps them), the
     whole-database dump, and a dump per organisation of the chosen tenants."""
     say = progress or (lambda message: log.info("%s", message))
@@ -240,7 +247,8 @@ def backup_set(platform: Platform, tenants: list[Tenant], at: datetime, password
         owners = TenantIndices(platform.db.containers_index_names())
         for number, tenant in enumerate(tenants, 1):
             say(f"snapshot {number}/{len(tenants)}: {tenant}")
-            snaps.append(backup_snapshot(platform, tenant, at, owners, timeout_s=timeout_s, progress=progress))
+            snaps.append(backup_snapshot(platform, tenant, at, owners, timeout_s=timeout_s, progress=progress,
+                                         store=(tenant_stores or {}).get(tenant)))
     if metadata:
         assert password is not None
         scopes = [layout.ALL_SCOPE, *sorted({t.org_id for t in tenants})]

@@ -56,8 +56,7 @@ def controls(outcomes: list[DrillOutcome], objectives: Objectives, *, target: st
                            "platform's backups (--target live) shows it"))
     out.append(_retention(restore_tests))
     out.append(_encryption(recoveries))
-    out.append(Control("tenant path isolation (a tenant's credentials reach only its own path)", "not evidenced",
-                       "no scenario of this drill checked cross-tenant access to the backup store"))
+    out.append(_isolation(recoveries))
     out.append(_cadence(previous_drill_at, finished_at))
     return out
 
@@ -91,6 +90,19 @@ def _encryption(outcomes: list[DrillOutcome]) -> Control:
                        f"unreadable without the password {proof.refused_wrong_password}")
     return Control(promise, "passed", f"{len(proofs)} dump(s): 'Salted__' header, decrypted with the password "
                    "and not with another (" + ", ".join(sorted({m.kdf for m, _ in proofs})) + ")")
+
+
+def _isolation(outcomes: list[DrillOutcome]) -> Control:
+    promise = "tenant path isolation (a tenant's credentials reach only its own path)"
+    checks = [c for o in outcomes for c in o.checks if c.evidence.get("isolation")]
+    if not checks:
+        return Control(promise, "not evidenced", "no scenario tried a tenant's credentials on other paths")
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        return Control(promise, "failed", f"{failed[0].name}: {failed[0].detail}")
+    tenants = {c.tenant for c in checks}
+    return Control(promise, "passed", f"{len(tenants)} tenants' own credentials wrote and read their paths and "
+                   "got AccessDenied on every other tenant's path and on metadata/ (MinIO)")
 
 
 def _cadence(previous: datetime | None, now: datetime) -> Control:

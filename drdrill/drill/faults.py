@@ -113,6 +113,12 @@ def repository_deleted(drill: Drill, tenant: Tenant) -> None:
     drill.platform.store.delete(_tenant_objects(drill, tenant))
 
 
+def credentials_widened(drill: Drill, tenant: Tenant, other: Tenant) -> None:
+    """The policy of a tenant's backup credentials was written too wide: it reaches another
+    tenant's path too (a copy-pasted policy, a wildcard)."""
+    drill.target.widen_tenant_access(tenant, other)
+
+
 def repository_swapped(drill: Drill, tenant: Tenant, other: Tenant) -> None:
     """The tenant's prefix now holds another tenant's repository (a mis-pathed backup job)."""
     store = drill.platform.store

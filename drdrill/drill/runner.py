@@ -115,6 +115,9 @@ class RunPlan:
 
 def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -> RunPlan:
     """Check every input and build the target (no I/O on any service)."""
+    if not request.project_dir.is_dir():
+        raise UsageError(f"--project-dir {request.project_dir} is not a directory",
+                         hint="the directory holding features/, steps/ and drdrill.toml")
     chosen = feature_files(request.feature_paths) if request.feature_paths else None
     overrides = _objective_overrides(request.rto, request.rpo)
     if request.stack is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drdrill.adapters import crypto
 from drdrill.adapters.platform import Platform
+from drdrill.adapters.s3 import ObjectStore
 from drdrill.backups.seed import seed_tenant
 from drdrill.backups.take import BackupSetResult, backup_set
 from drdrill.config import DrillSettings
@@ -29,6 +30,7 @@ from drdrill.drill import checks as chk
 from drdrill.drill import verification
 from drdrill.drill.canary import STORES, CanaryLog, CanaryWriter, canary_index
 from drdrill.drill.diagnosis import Diagnosis, diagnose
+from drdrill.drill.isolation import isolation_checks
 from drdrill.drill.measurement import DrillOutcome, measure
 from drdrill.drill.restore import (
     MetadataRestore,
@@ -51,7 +53,8 @@ from drdrill.targets.base import SITE_SERVICES, DrillTarget
 
 log = logging.getLogger(__name__)
 
-PLATFORM_PHASES = frozenset({"backup", "deploy-services", "restore-metadata", "restore-snapshots", "verify"})
+PLATFORM_PHASES = frozenset({"backup", "deploy-services", "restore-metadata", "restore-snapshots", "verify",
+                             "verify-isolation"})
 DISASTERS = {"site loss": SITE_SERVICES, "metadata loss": ["postgres"]}
 
 
@@ -214,6 +217,8 @@ class Drill(Session):
         self.lost_tenants: list[Tenant] = []
         self.recovery_throttle: str | None = None
         self.bystanders: dict[str, object] = {}
+        # Each tenant's own credentials for the backup store, which its backup uses.
+        self.tenant_stores: dict[Tenant, ObjectStore] = {}
         # A password generated per drill for the dumps it makes; never printed or reported.
         self._password = secrets.token_urlsafe(24).encode()
         # What the restore side uses; the same unless a fault says the operator got it wrong.
@@ -250,6 +255,7 @@ class Drill(Session):
                 # The canary index is the tenant's like any other: its row says so.
                 platform.db.add_container_row(tenant.org_id, tenant.namespace, "canary", canary_index(tenant))
             self.owners = TenantIndices(platform.db.containers_index_names())
+            self.tenant_stores = self.target.tenant_stores(self.settings.tenants)
             self.canary.start()
             self.versions.update(platform.cluster.compatibility(), postgres=platform.db.server_version())
 
@@ -273,7 +279,7 @@ class Drill(Session):
                                       prefixes=[t.repo_prefix for t in self.settings.tenants])
             self.backup = backup_set(platform, self.settings.tenants, at, self._password,
                                      kdf=self.settings.kdf, timeout_s=self.settings.wait_budget_s,
-                                     progress=self.progress)
+                                     progress=self.progress, tenant_stores=self.tenant_stores)
         if self.settings.post_backup_s > 0:
             time.sleep(self.settings.post_backup_s)
 
@@ -378,9 +384,24 @@ class Drill(Session):
                     progress=self.progress))
 
     @step
+    def check_isolation(self) -> None:
+        """Each tenant's own backup credentials, tried on its path, every other tenant's path
+        and metadata/: the runbook's path isolation, proven on the real store."""
+        with self.phase("verify-isolation"):
+            if not self.tenant_stores:
+                raise UsageError(f"the {self.target.name} target gives tenants no credentials of their own",
+                                 hint="tenant isolation is checked on the local target")
+            found = isolation_checks(self.platform.store, self.tenant_stores)
+            self.checks += found
+            failed = [c for c in found if not c.passed]
+            if failed:
+                raise VerificationFailed(f"tenant isolation does not hold: {failed[0].name}: {failed[0].detail}")
+
+    @step
     def verify(self, *, metadata_only: bool = False) -> None:
         with self.phase("verify"):
-            self.checks = verification.gather_checks(self, metadata_only)
+            self.checks = [c for c in self.checks if c.evidence.get("isolation")] + \
+                verification.gather_checks(self, metadata_only)
             failed = [c for c in self.checks if not c.passed]
             if failed:
                 raise VerificationFailed(f"{len(failed)} of {len(self.checks)} checks failed: "

@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from drdrill.adapters.platform import Platform
+    from drdrill.adapters.s3 import ObjectStore
+    from drdrill.core.layout import Tenant
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,14 @@ class DrillTarget(Protocol):
 
     def undo_faults(self) -> None:
         """Put back what fault injection changed (paused services, rotated keys), keeping data."""
+
+    def tenant_stores(self, tenants: list[Tenant]) -> dict[Tenant, ObjectStore]:
+        """Each tenant's own credentials for the backup store, reaching only its path ({}: the
+        target cannot make them)."""
+        ...
+
+    def widen_tenant_access(self, tenant: Tenant, other: Tenant) -> None:
+        """Fault: the tenant's credentials also reach the other tenant's path."""
 
     def track_written(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> None: ...
 

@@ -24,6 +24,7 @@ from drdrill.adapters.elasticsearch import SearchCluster
 from drdrill.adapters.platform import Platform
 from drdrill.adapters.postgres import MetadataDb, PgConn
 from drdrill.adapters.s3 import ObjectStore
+from drdrill.core.layout import Tenant
 from drdrill.drill.restore import RESTORE_COPIES_PREFIX
 from drdrill.errors import ConfigError, HarnessError
 from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings
@@ -202,6 +203,12 @@ class LiveTarget:
 
     def undo_faults(self) -> None:
         """No fault is injected on a live environment."""
+
+    def tenant_stores(self, tenants: list[Tenant]) -> dict[Tenant, ObjectStore]:
+        return {}  # a live environment's users are its operators' to make
+
+    def widen_tenant_access(self, tenant: Tenant, other: Tenant) -> None:
+        raise HarnessError("fault injection is not available on --target live")
 
     def track_written(self, *, keys: Sequence[str] = (), prefixes: Sequence[str] = ()) -> None:
         raise HarnessError("a drill never writes into a live environment's backup store")

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import shutil
 import signal
 from collections.abc import Sequence
 from typing import Any
 
 from drdrill.adapters.platform import Platform
+from drdrill.adapters.s3 import ObjectStore, StoreAdmin
 from drdrill.config import StackSettings
+from drdrill.core.layout import Tenant
 from drdrill.drill.restore import RESTORE_COPIES_PREFIX
+from drdrill.errors import HarnessError
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.stack.local import LocalStack
 from drdrill.targets.base import Endpoints
@@ -33,6 +38,7 @@ class LocalDrillTarget:
         self.written_keys: set[str] = set()
         self.written_prefixes: set[str] = set()
         self._rotated = False
+        self._tenant_users: dict[str, str] = {}  # MinIO user -> secret, made by tenant_stores
         # Another Elasticsearch than the stack's own, deployed by a scenario (None: the stack's).
         self._es_version: str | None = None
 
@@ -83,6 +89,36 @@ class LocalDrillTarget:
     def signal_service(self, service: str, signum: int) -> None:
         self.stack.signal_service(service, signum)
 
+    def _store_admin(self) -> StoreAdmin:
+        ep = self._endpoints or self.stack.endpoints()
+        return StoreAdmin(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key)
+
+    def tenant_stores(self, tenants: list[Tenant]) -> dict[Tenant, ObjectStore]:
+        """A MinIO user per tenant whose policy reaches only ``<org>/<ns>/``: what the platform's
+        per-tenant backup jobs would hold."""
+        admin, root = self._store_admin(), self.platform().store
+        stores = {}
+        for tenant in tenants:
+            user, secret = tenant_user(tenant), secrets.token_urlsafe(24)
+            admin.grant_prefixes(user, secret, root.bucket, [tenant.repo_prefix])
+            self._tenant_users[user] = secret
+            stores[tenant] = root.with_credentials(user, secret)
+        return stores
+
+    def widen_tenant_access(self, tenant: Tenant, other: Tenant) -> None:
+        user = tenant_user(tenant)
+        secret = self._tenant_users.get(user)
+        if secret is None:
+            raise HarnessError(f"tenant {tenant} has no backup credentials of its own yet")
+        bucket = self.platform().store.bucket
+        self._store_admin().grant_prefixes(user, secret, bucket, [tenant.repo_prefix, other.repo_prefix])
+
+    def _remove_tenant_users(self) -> None:
+        admin = self._store_admin()
+        for user in list(self._tenant_users):
+            admin.remove_user(user)
+            del self._tenant_users[user]
+
     def rotate_store_credentials(self) -> None:
         self.stack.rotate_minio_secret()
         self._rotated = True
@@ -94,6 +130,7 @@ class LocalDrillTarget:
             log.info("redeploying Elasticsearch %s", self.stack.settings.es_version)
             self.redeploy(["elasticsearch"], es_version=self.stack.settings.es_version)
         self._es_version = None
+        self._remove_tenant_users()  # a fault may have widened one; each drill makes its own
         self._reset(self.platform())
 
     def undo_faults(self) -> None:
@@ -130,9 +167,11 @@ class LocalDrillTarget:
         platform.store.delete(sorted(doomed))
 
     def cleanup(self) -> None:
-        """At the end of a run on a stack that stays up: leave no drill backup behind, so
-        nobody later restores drill data as the platform's newest recovery point."""
+        """At the end of a run on a stack that stays up: leave no drill backup and no tenant
+        user behind, so nobody later restores drill data as the platform's newest recovery
+        point or holds a key the drill made."""
         if not self.owned:
+            self._remove_tenant_users()
             self._delete_written(self.platform())
 
     def _reset(self, platform: Platform) -> None:
@@ -147,3 +186,8 @@ class LocalDrillTarget:
                 shutil.rmtree(local, ignore_errors=True)
         if platform.admin is not None:
             platform.db.recreate_database(platform.admin)
+
+
+def tenant_user(tenant: Tenant) -> str:
+    """A MinIO access key per tenant (MinIO wants 3-20 characters; tenant keys can be 127)."""
+    return "t" + hashlib.sha256(tenant.key.encode()).hexdigest()[:16]

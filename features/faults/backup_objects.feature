@@ -67,6 +67,7 @@ Feature: Damaged, missing or mismatched backups
     And the metadata database is restored from the newest dump in metadata/all
     And every tenant's snapshot is restored from MinIO
     Then the recovery fails in phase "restore-snapshots"
+    And the diagnosis names "CorruptIndexException"
 
   Scenario: A repository's index.latest points at a generation that does not exist
     When tenant "org1/ns1"'s repository's index.latest is corrupted

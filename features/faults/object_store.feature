@@ -15,6 +15,8 @@ Feature: Faults of the object store during recovery
   Scenario: MinIO is down when the metadata is restored
     When MinIO goes down
     And the metadata database is restored from the newest dump in metadata/all
+    And every tenant's snapshot is restored from MinIO
+    And data integrity is verified
     Then the recovery fails in phase "restore-metadata"
     And the diagnosis names "MinIO health"
 

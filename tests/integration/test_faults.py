@@ -128,27 +128,27 @@ def test_steps_after_the_expected_failure_are_skipped_in_every_format(fault_run)
     scenarios = {s["name"]: s for s in report["scenarios"]}
     # The failure is this scenario's last action: nothing after it to skip.
     assert "skipped" not in [s["status"] for s in scenarios["MinIO is down during the nightly backup"]["steps"]]
-    # Elasticsearch is down before its restore step: the restore is skipped, not passed.
-    name = "Elasticsearch is down when the snapshots are restored"
+    # MinIO is down when the metadata is restored: the runbook's next steps are skipped, not passed.
+    name = "MinIO is down when the metadata is restored"
     assert [s["text"] for s in scenarios[name]["steps"] if s["status"] == "skipped"] == [
-        "And every tenant's snapshot is restored from MinIO"]
+        "And every tenant's snapshot is restored from MinIO", "And data integrity is verified"]
 
     junit = ET.parse(report_dir / "junit.xml").getroot()
     cases = {tc.get("name"): tc for tc in junit.iter("testcase") if tc.get("classname") == f"drdrill.step.{name}"}
     assert cases["And every tenant's snapshot is restored from MinIO"].find("skipped") is not None
-    assert cases["When Elasticsearch goes down"].find("skipped") is None
+    assert cases["When MinIO goes down"].find("skipped") is None
 
     cucumber = json.loads((report_dir / "cucumber.json").read_text())
     elements = {e["name"]: e for f in cucumber for e in f["elements"]}
     steps = {s["name"]: s["result"]["status"] for s in elements[name]["steps"]}
     assert steps["every tenant's snapshot is restored from MinIO"] == "skipped"
-    assert steps["Elasticsearch goes down"] == "passed"
+    assert steps["MinIO goes down"] == "passed"
 
 
 def test_a_fault_diagnosed_otherwise_fails_the_gate(session_stack, tmp_path):
     """The catalogue is a gate: a fault whose diagnosis no longer matches fails the run (exit 1)."""
     feature = tmp_path / "altered.feature"
-    feature.write_text((FAULTS / "backup_job.feature").read_text().split("  Scenario: A snapshot")[0]
+    feature.write_text((FAULTS / "backup_job.feature").read_text().split("  Scenario: PostgreSQL hangs")[0]
                        .replace('the diagnosis names "MinIO"', 'the diagnosis names "PostgreSQL password"'))
     result = subprocess.run(
         [sys.executable, "-m", "drdrill", "-q", "run", str(feature), "--stack", session_stack.stack_name,
