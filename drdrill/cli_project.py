@@ -24,6 +24,9 @@ docs_per_index = 1000
 interval = "250ms"
 post_backup = "2s"
 
+[restore]
+concurrency = 4   # tenants restored at once (1: one after another)
+
 # To restore-test an existing environment (`drdrill run --target live`), describe it here;
 # secrets only through *_env (an environment variable) or *_file (a file):
 # [target]

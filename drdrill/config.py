@@ -193,6 +193,10 @@ class DataSpec:
 DEFAULT_TENANTS = (Tenant("org1", "ns1"), Tenant("org1", "ns2"), Tenant("org2", "ns1"))
 # A canary writer with no pause between rounds would spin on the services it measures.
 MIN_CANARY_INTERVAL_S = 0.01
+# Tenants restored at once. Elasticsearch initialises 4 restored primaries per node at a time
+# (cluster.routing.allocation.node_initial_primaries_recoveries); `bench --only parallel`
+# measures the restore phase at 1, 2, 4 and 8 and bench/README.md gives the figures.
+DEFAULT_RESTORE_CONCURRENCY = 4
 
 
 @dataclass
@@ -212,8 +216,13 @@ class DrillSettings:
     # The key that signs history lines and evidence packs: a PEM file, or a variable holding one.
     evidence_key_file: str | None = None
     evidence_key_env: str | None = None
+    # Tenants restored at once (runbook step 4): see DEFAULT_RESTORE_CONCURRENCY.
+    restore_concurrency: int = DEFAULT_RESTORE_CONCURRENCY
 
     def __post_init__(self) -> None:
+        if self.restore_concurrency < 1:
+            raise ConfigError("restore.concurrency", f"{self.restore_concurrency} is not a positive number",
+                              hint="1 restores one tenant after another")
         if not self.canary_interval_s >= MIN_CANARY_INTERVAL_S:
             raise ConfigError("canary.interval", f"{self.canary_interval_s:g}s is too short",
                               hint=f"at least {MIN_CANARY_INTERVAL_S * 1000:g}ms")
@@ -240,6 +249,7 @@ _KNOWN = {
     "target": None,  # checked by the live target's own settings
     "history": {"path"},
     "evidence": {"key_file", "key_env"},
+    "restore": {"concurrency"},
 }
 
 
@@ -323,6 +333,9 @@ def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str 
     if evidence:
         changes["evidence_key_file"] = _typed(evidence, "key_file", None, str, "evidence")
         changes["evidence_key_env"] = _typed(evidence, "key_env", None, str, "evidence")
+    restore = _section(raw, "restore", source)
+    if restore:
+        changes["restore_concurrency"] = _typed(restore, "concurrency", base.restore_concurrency, int, "restore")
     target = _section(raw, "target", source)
     if target:
         from drdrill.targets.live_settings import LiveTargetSettings

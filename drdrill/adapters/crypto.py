@@ -172,7 +172,7 @@ def encrypt_stream(
     return written + len(out)
 
 
-def decrypt_stream(src: BinaryIO, dst: BinaryIO, password: bytes, kdf: KdfSpec = RUNBOOK_DEFAULT) -> int:
+def decrypt_stream(src: BinaryIO, dst: Writer, password: bytes, kdf: KdfSpec = RUNBOOK_DEFAULT) -> int:
     """Decrypt an ``openssl enc -aes-256-cbc -salt`` stream from ``src`` to ``dst``.
 
     Returns the number of plaintext bytes written. Raises :class:`DecryptionError` when the

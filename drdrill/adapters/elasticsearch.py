@@ -197,23 +197,40 @@ class SearchCluster:
 
     FAULT_SETTINGS = ("cluster.routing.allocation.disk.threshold_enabled",
                       "cluster.routing.allocation.disk.watermark.low", "cluster.routing.allocation.disk.watermark.high",
-                      "cluster.routing.allocation.disk.watermark.flood_stage")
+                      "cluster.routing.allocation.disk.watermark.flood_stage",
+                      # a scenario may raise it, as the runbook's operator would
+                      "indices.recovery.max_bytes_per_sec")
 
     def reset_fault_settings(self) -> None:
-        """Clear the cluster settings fault injection may have changed (disk watermarks)."""
+        """Clear the cluster settings a scenario may have changed (disk watermarks, recovery throttle)."""
         self._call("reset cluster settings", self.client.cluster.put_settings,
                    persistent={k: None for k in self.FAULT_SETTINGS}, transient={k: None for k in self.FAULT_SETTINGS})
 
-    def recovery_throttle(self) -> str | None:
-        """``indices.recovery.max_bytes_per_sec`` as in force (explicit or default), e.g. "40mb"."""
-        key = "indices.recovery.max_bytes_per_sec"
+    RECOVERY_THROTTLE = "indices.recovery.max_bytes_per_sec"
+    # How many primaries a node initialises at once; a restored shard is one (default 4).
+    INITIAL_PRIMARIES = "cluster.routing.allocation.node_initial_primaries_recoveries"
+
+    def effective_settings(self, *keys: str) -> dict[str, str]:
+        """Cluster settings as in force (transient over persistent over the defaults)."""
         data = self._call("read cluster settings", self.client.cluster.get_settings, include_defaults=True,
                           flat_settings=True)
-        for level in ("transient", "persistent", "defaults"):
-            value = (data.get(level) or {}).get(key)
-            if value is not None:
-                return str(value)
-        return None
+        found: dict[str, str] = {}
+        for key in keys:
+            for level in ("transient", "persistent", "defaults"):
+                value = (data.get(level) or {}).get(key)
+                if value is not None:
+                    found[key] = str(value)
+                    break
+        return found
+
+    def recovery_throttle(self) -> str | None:
+        """``indices.recovery.max_bytes_per_sec`` as in force (explicit or default), e.g. "40mb"."""
+        return self.effective_settings(self.RECOVERY_THROTTLE).get(self.RECOVERY_THROTTLE)
+
+    def set_recovery_throttle(self, value: str | None) -> None:
+        """As the runbook's operator would (transient; None: back to the configured value)."""
+        self._call("set the recovery throttle", self.client.cluster.put_settings,
+                   transient={self.RECOVERY_THROTTLE: value})
 
     def allocation_problem(self) -> str | None:
         """Why a shard is unassigned, in Elasticsearch's words, or None if none is."""

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +24,8 @@ from typing import Any, BinaryIO
 import psycopg
 from psycopg import sql
 
-from drdrill.errors import RestoreFailed, ServiceError, ToolMissing
+from drdrill.adapters.pg_client import Writer, find_client, stream_into_psql, stream_out
+from drdrill.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +104,6 @@ class PgConn:
 
     def __repr__(self) -> str:
         return f"PgConn({self.user}@{self.host}:{self.port}/{self.database})"
-
-
-def find_client(tool: str, bindir: Path | None) -> str:
-    """pg_dump/psql from the server's own bin dir when known (versions must match)."""
-    if bindir is not None and (bindir / tool).exists():
-        return str(bindir / tool)
-    found = shutil.which(tool)
-    if found is None:
-        raise ToolMissing(tool, "install Debian's postgresql-client package")
-    return found
 
 
 class Deadline:
@@ -381,7 +370,7 @@ class MetadataDb:
         """Plain-SQL ``pg_dump`` of the whole database, as the runbook restores it with psql."""
         argv = [find_client("pg_dump", self.bindir), *self.conn.cli_args(), "--no-owner", "--no-privileges",
                 "--format=plain", "--encoding=UTF8"]
-        self._stream_from(argv, out, "pg_dump", timeout_s)
+        stream_out(argv, self.conn.child_env(), out, tool="pg_dump", timeout_s=timeout_s)
 
     def dump_org(self, org_id: str, out: BinaryIO, *, timeout_s: float = 3600) -> None:
         """One organisation's rows as a transaction that replaces them: restoring it touches no
@@ -416,42 +405,7 @@ class MetadataDb:
     def dump_schema(self, out: BinaryIO, *, timeout_s: float = 600) -> None:
         argv = [find_client("pg_dump", self.bindir), *self.conn.cli_args(), "--schema-only", "--no-owner",
                 "--no-privileges"]
-        self._stream_from(argv, out, "pg_dump --schema-only", timeout_s)
-
-    def _stream_from(self, argv: list[str], out: BinaryIO, tool: str, timeout_s: float) -> None:
-        """Stream a tool's stdout into ``out``, killing it at the deadline. stderr goes to a
-        temp file (reading it after stdout could deadlock on a full pipe); the child never
-        outlives this call."""
-        with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
-                                    env=self.conn.child_env())
-            timed_out = threading.Event()
-
-            def stop() -> None:
-                timed_out.set()
-                proc.kill()
-
-            killer = threading.Timer(timeout_s, stop)
-            killer.daemon = True
-            killer.start()
-            try:
-                stdout = proc.stdout
-                assert stdout is not None
-                while chunk := stdout.read(1 << 20):
-                    out.write(chunk)
-                code = proc.wait(timeout=10)  # stdout closed: it is exiting
-            finally:
-                killer.cancel()
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            errors.seek(0)
-            lines = errors.read().decode(errors="replace").strip().splitlines()
-        if timed_out.is_set():
-            raise ServiceError(f"{tool} did not finish within {timeout_s:g}s and was stopped",
-                               hint="is PostgreSQL paused or overloaded? (pg_isready)")
-        if code != 0:
-            raise ServiceError(f"{tool} failed (exit {code}): {lines[-1] if lines else 'no message'}")
+        stream_out(argv, self.conn.child_env(), out, tool="pg_dump --schema-only", timeout_s=timeout_s)
 
     # --- restores ------------------------------------------------------------------------
 
@@ -496,22 +450,13 @@ class MetadataDb:
             dst.commit()
         return copied
 
-    def restore_sql(self, sql_file: Path, timeout_s: float = 3600) -> None:
-        """``psql < file`` as the runbook does, but stopping at the first error: a restore that
-        half-applied is a failed restore, not a pass."""
+    def restore_stream(self, feed: Callable[[Writer], object], *, label: str, timeout_s: float = 3600) -> None:
+        """``psql --single-transaction -v ON_ERROR_STOP=1`` reading the SQL ``feed`` writes, as
+        PostgreSQL's documentation restores a plain dump: all of it or none of it. If ``feed``
+        raises, psql is killed before end of input and nothing is committed."""
         argv = [find_client("psql", self.bindir), *self.conn.cli_args(), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                "-f", str(sql_file)]
-        try:
-            result = subprocess.run(argv, capture_output=True, env=self.conn.child_env(), check=False,
-                                    timeout=timeout_s, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as exc:
-            raise RestoreFailed(f"psql restore of {sql_file.name} did not finish within {timeout_s:.0f}s",
-                                hint="is PostgreSQL hung or the dump unexpectedly large?") from exc
-        if result.returncode != 0:
-            err = result.stderr.decode(errors="replace").strip().splitlines()
-            raise RestoreFailed(f"psql restore of {sql_file.name} failed (exit {result.returncode}): "
-                                f"{err[-1] if err else 'no message'}",
-                                hint="check the database is reachable and the user may write to it")
+                "--single-transaction", "-f", "-"]
+        stream_into_psql(argv, self.conn.child_env(), feed, label=label, timeout_s=timeout_s)
 
 
 def _sequence_fixups(conn: psycopg.Connection, table: str) -> list[str]:

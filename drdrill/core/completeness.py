@@ -9,9 +9,15 @@ restore alike (pure: the callers bring what they read from Elasticsearch or the 
   interrupted. The platform's own dumps never have a record; they count as complete here and
   are proven (or not) by decryption and pg_dump's trailer, and the report says the record was
   missing.
+* A **dump's content** is complete when it ends with the trailer its kind always ends with, as
+  its final line: pg_dump's for the whole database, drdrill's export or pg_dump's for an
+  organisation (told by the header). The restore holds the last bytes back from psql until this
+  is known, so an incomplete dump is never committed.
 """
 
 from __future__ import annotations
+
+from drdrill.core.layout import ALL_SCOPE
 
 SUCCESS = "SUCCESS"
 
@@ -22,3 +28,30 @@ def snapshot_is_complete(state: str, shards_failed: int = 0, shards_total: int |
 
 def dump_is_complete(size_bytes: int, *, has_checksum: bool, drdrill_naming: bool) -> bool:
     return size_bytes > 0 and (has_checksum or not drdrill_naming)
+
+
+# What a dump is told by (its start) and how a complete one ends (pg_dump's own trailer, and
+# drdrill's per-organisation export).
+DUMP_HEAD_BYTES = 512
+DUMP_TAIL_BYTES = 4096
+_PG_DUMP_HEADER = b"-- PostgreSQL database dump"
+_PG_DUMP_TRAILER = b"-- PostgreSQL database dump complete"
+_EXPORT_HEADER = b"-- drdrill per-organisation export"
+_EXPORT_TRAILER = b"COMMIT;"
+
+
+def dump_content_is_complete(head: bytes, tail: bytes, scope: str) -> bool | None:
+    """From a plaintext dump's first :data:`DUMP_HEAD_BYTES` and last :data:`DUMP_TAIL_BYTES`:
+    whether it ends as its kind always ends; None for a format drdrill does not know (the
+    platform's own per-organisation script)."""
+    if scope == ALL_SCOPE or _PG_DUMP_HEADER in head:
+        trailer = _PG_DUMP_TRAILER
+    elif head.startswith(_EXPORT_HEADER):
+        trailer = _EXPORT_TRAILER
+    else:
+        return None
+    # After its trailer pg_dump writes a "--" comment line and, since the 2025 security
+    # releases, an "\\unrestrict <key>" meta-command; neither is data.
+    lines = [line.strip() for line in tail.splitlines()
+             if line.strip() not in (b"", b"--") and not line.startswith(b"\\unrestrict")]
+    return bool(lines) and lines[-1] == trailer

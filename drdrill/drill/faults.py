@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from drdrill.adapters.postgres import PgConn
 from drdrill.core import layout
 from drdrill.core.layout import Tenant
-from drdrill.drill.restore import newest_dump
+from drdrill.drill.dumps import newest_dump
 from drdrill.errors import UsageError
 from drdrill.stack.readiness import wait_for
 

@@ -44,6 +44,8 @@ class DrillOutcome:
     harness_error: bool
     uncertain: bool
     recovery_throttle: str | None = None  # indices.recovery.max_bytes_per_sec during the restore
+    # Wall time of restoring every tenant's snapshots (they overlap: not the sum of the tenants').
+    snapshot_restore_wall_s: float | None = None
     expected_failure: bool = False  # a fault scenario: the recovery is meant to fail
     expectation_checked: bool = False  # ... and a step checked where and why it failed
     notes: dict[str, Any] = field(default_factory=dict)  # for the report's evidence
@@ -80,7 +82,16 @@ def measure(drill: Drill) -> DrillOutcome:
         tenants=list(drill.settings.tenants), kdf=drill.settings.kdf, versions=dict(drill.versions),
         recovery_throttle=drill.recovery_throttle, harness_error=harness_error, uncertain=_uncertain(drill, rpo),
         expected_failure=drill.expect_failure, expectation_checked=drill.expectation_checked,
+        snapshot_restore_wall_s=sum(r.seconds for r in drill.restore_runs) if drill.restore_runs else None,
+        notes=_restore_notes(drill),
     )
+
+
+def _restore_notes(drill: Drill) -> dict[str, Any]:
+    if not drill.restore_runs:
+        return {}
+    return {"restore": {"concurrency": max(r.concurrency for r in drill.restore_runs),
+                        "seconds": round(sum(r.seconds for r in drill.restore_runs), 3), **drill.restore_limits}}
 
 
 def _flag_exposure(drill: Drill, exposure: float) -> None:

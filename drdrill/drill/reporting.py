@@ -186,7 +186,8 @@ def throttled_restore(outcome: DrillOutcome) -> tuple[float, float] | None:
     machine, bounded the restore: within 10% of ``indices.recovery.max_bytes_per_sec``."""
     limit = byte_rate(outcome.recovery_throttle)
     restored = sum(r.fetched_bytes for r in outcome.snapshot_restores)
-    seconds = sum(r.restore_seconds for r in outcome.snapshot_restores)
+    # Tenants restore side by side: the rate is over the wall time, not the tenants' summed times.
+    seconds = outcome.snapshot_restore_wall_s or sum(r.restore_seconds for r in outcome.snapshot_restores)
     if not limit or seconds <= 0 or restored <= 0:
         return None
     rate = restored / seconds

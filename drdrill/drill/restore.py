@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
+import io
 import logging
-import os
-import secrets
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,20 +19,10 @@ from drdrill.adapters.platform import Platform
 from drdrill.backups import catalog, repo_sync
 from drdrill.core import layout
 from drdrill.core.layout import Tenant, TenantIndices
-from drdrill.errors import BackupIntegrityError, DecryptionError, RestoreFailed, ServiceError
+from drdrill.drill.dumps import EncryptionProof, FetchedDump, fetch_dump, load_dump, newest_dump
+from drdrill.errors import RecoveryFailure, RestoreFailed, ServiceError
 
 log = logging.getLogger(__name__)
-
-# How a complete dump ends: pg_dump's own trailer, and drdrill's per-organisation export.
-_DUMP_TRAILERS = (b"-- PostgreSQL database dump complete", b"COMMIT;")
-
-
-@dataclass(frozen=True)
-class EncryptionProof:
-    """That a dump is the runbook's AES-256 format and unreadable without its password."""
-
-    salted_header: bool  # begins with openssl's "Salted__" and a salt
-    refused_wrong_password: bool  # another password turns its start into something else
 
 
 @dataclass
@@ -67,119 +57,21 @@ class SnapshotRestore:
     restored_as: tuple[str, ...] = ()
 
 
-def newest_dump(platform: Platform, scope: str) -> catalog.MetadataEntry:
-    """The newest complete dump of ``scope`` (by the timestamp in its name)."""
-    entries = [e for e in catalog.metadata_entries(platform.store, scope) if e.scope == scope]
-    complete = [e for e in entries if e.complete]
-    if not complete:
-        skipped = f" ({len(entries)} incomplete: {entries[-1].key} ...)" if entries else ""
-        raise RestoreFailed(f"no complete metadata dump under {layout.METADATA_PREFIX}{scope}/ in bucket "
-                            f"{platform.store.bucket}{skipped}", hint="has the metadata backup job run?")
-    return complete[-1]
-
-
-_EXPORT_HEADER = b"-- drdrill per-organisation export"
-_PG_DUMP_HEADER = b"-- PostgreSQL database dump"
-
-
-def _dump_is_complete(path: Path, scope: str) -> bool | None:
-    """The dump ends with the trailer its kind always ends with, as its final line. The whole
-    database is pg_dump's; an organisation's dump is drdrill's export or pg_dump's, told by its
-    header; None for a format drdrill does not know (the platform's own per-org script)."""
-    with open(path, "rb") as handle:
-        head = handle.read(512)
-        if scope == layout.ALL_SCOPE or _PG_DUMP_HEADER in head:
-            trailer = _DUMP_TRAILERS[0]
-        elif head.startswith(_EXPORT_HEADER):
-            trailer = _DUMP_TRAILERS[1]
-        else:
-            return None
-        handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, handle.tell() - 4096))
-        # After its trailer pg_dump writes a "--" comment line and, since the 2025 security
-        # releases, an "\\unrestrict <key>" meta-command; neither is data.
-        lines = [line.strip() for line in handle.read().splitlines()
-                 if line.strip() not in (b"", b"--") and not line.startswith(b"\\unrestrict")]
-    return bool(lines) and lines[-1] == trailer
-
-
-@dataclass
-class FetchedDump:
-    key: str
-    plain: Path
-    sha256: str
-    size_bytes: int
-    checksum_verified: bool
-    notes: list[str]
-    encryption: EncryptionProof | None = None
-
-
-def fetch_dump(platform: Platform, key: str, password: bytes, kdf: crypto.KdfSpec, into: Path,
-               scope: str, progress: Callable[[str], None] | None = None) -> FetchedDump:
-    """Check the checksum record before anything else, download, verify, decrypt, and check
-    the dump is complete. Raises :class:`BackupIntegrityError` for anything doubtful."""
-    notes: list[str] = []
-    expected = None
-    checksum_key = layout.checksum_key(key)
-    if platform.store.exists(checksum_key):
-        expected = layout.parse_checksum_record(platform.store.get_bytes(checksum_key).decode(errors="replace"), key)
-    else:
-        notes.append(f"{key} has no checksum record (made by the platform's own scripts?): "
-                     "integrity checked by the dump's completeness instead")
-    cipher, plain = into / "dump.sql.enc", into / "dump.sql"
-    try:
-        platform.store.download_file(key, cipher, progress=progress)
-    except ServiceError as exc:
-        raise RestoreFailed(f"cannot download {key}: {exc.message}", hint=exc.hint) from exc
-    with open(cipher, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    if expected is not None and digest != expected:
-        raise BackupIntegrityError(
-            f"{key} does not match its checksum record (sha256 {digest[:16]}…, recorded {expected[:16]}…)",
-            key=key, hint="the object was altered or truncated after the backup; use an older dump")
-    try:
-        crypto.decrypt_file(cipher, plain, password, kdf)
-    except DecryptionError as exc:
-        raise DecryptionError(f"{key} cannot be decrypted: {exc.message}", key=key, hint=exc.hint) from exc
-    encryption = _encryption_proof(cipher, plain, password, kdf)
-    complete = _dump_is_complete(plain, scope)
-    if complete is None:
-        notes.append(f"{key} decrypts completely, but its format is not pg_dump's or drdrill's: whether it is "
-                     "complete is not known")
-    elif not complete:
-        raise BackupIntegrityError(f"{key} decrypts to an incomplete dump (no end-of-dump trailer)",
-                                   key=key, hint="the backup job was probably interrupted")
-    return FetchedDump(key, plain, digest, cipher.stat().st_size, expected is not None, notes, encryption)
-
-
-def _encryption_proof(cipher: Path, plain: Path, password: bytes, kdf: crypto.KdfSpec) -> EncryptionProof:
-    with open(cipher, "rb") as handle:
-        head = handle.read(crypto.HEADER_SIZE + 4 * crypto.BLOCK_SIZE)
-    with open(plain, "rb") as handle:
-        start = handle.read(4 * crypto.BLOCK_SIZE)
-    wrong = secrets.token_bytes(24)
-    try:
-        refused = crypto.decrypt_head(head, wrong, kdf)[: len(start)] != start
-    except DecryptionError:
-        refused = True
-    return EncryptionProof(head.startswith(crypto.MAGIC), refused and wrong != password)
-
-
 def restore_metadata(platform: Platform, scope: str, password: bytes, kdf: crypto.KdfSpec, *,
                      key: str | None = None, workdir: Path | None = None, timeout_s: float = 3600) -> MetadataRestore:
-    """Restore the newest dump with psql semantics (stop at the first error). ``all`` goes into
-    a freshly created database; an organisation's export replaces that organisation's rows."""
+    """Restore the newest dump with psql semantics (stop at the first error, all or nothing).
+    ``all`` goes into a freshly created database; an organisation's export replaces that
+    organisation's rows. Only the encrypted object is ever on disk."""
     started = time.monotonic()
     entry_key = key or newest_dump(platform, scope).key
     with tempfile.TemporaryDirectory(prefix="drdrill-restore-", dir=workdir) as tmp:
-        dump = fetch_dump(platform, entry_key, password, kdf, Path(tmp), scope)
+        dump = fetch_dump(platform, entry_key, Path(tmp), scope)
         if scope == layout.ALL_SCOPE:
             if platform.admin is None:
                 raise RestoreFailed("restoring the whole database needs admin credentials to recreate it")
             platform.db.recreate_database(platform.admin)
-        platform.db.restore_sql(dump.plain, timeout_s=timeout_s)
-    result = MetadataRestore(scope, entry_key, dump.sha256, dump.size_bytes, dump.checksum_verified, kdf.describe(),
-                             kdf.is_weak, time.monotonic() - started, dump.notes, dump.encryption)
+        load_dump(platform.db, dump, password, kdf, timeout_s=timeout_s)
+    result = _restored(dump, scope, kdf, time.monotonic() - started)
     log.info("restored metadata from %s in %.1fs", entry_key, result.seconds)
     return result
 
@@ -193,21 +85,25 @@ def restore_tenant_rows(platform: Platform, tenant: Tenant, password: bytes, kdf
     started = time.monotonic()
     entry_key = newest_dump(platform, tenant.org_id).key
     with tempfile.TemporaryDirectory(prefix="drdrill-restore-", dir=workdir) as tmp:
-        dump = fetch_dump(platform, entry_key, password, kdf, Path(tmp), tenant.org_id)
-        schema = Path(tmp) / "schema.sql"
-        with open(schema, "wb") as out:
-            platform.db.dump_schema(out)
+        dump = fetch_dump(platform, entry_key, Path(tmp), tenant.org_id)
+        schema = io.BytesIO()
+        platform.db.dump_schema(schema)
         scratch = platform.db.create_database(platform.admin, scratch_database_name(drill_id))
         try:
-            scratch.restore_sql(schema, timeout_s=timeout_s)
-            scratch.restore_sql(dump.plain, timeout_s=timeout_s)
+            scratch.restore_stream(lambda sink: sink.write(schema.getvalue()), label="the schema",
+                                   timeout_s=timeout_s)
+            load_dump(scratch, dump, password, kdf, timeout_s=timeout_s)
             platform.db.copy_tenant_rows(scratch, tenant.org_id, tenant.namespace)
         finally:
             platform.db.drop_database(platform.admin, scratch.conn.database)
-    result = MetadataRestore(tenant.key, entry_key, dump.sha256, dump.size_bytes, dump.checksum_verified,
-                             kdf.describe(), kdf.is_weak, time.monotonic() - started, dump.notes, dump.encryption)
+    result = _restored(dump, tenant.key, kdf, time.monotonic() - started)
     log.info("restored rows of %s from %s in %.1fs", tenant, entry_key, result.seconds)
     return result
+
+
+def _restored(dump: FetchedDump, scope: str, kdf: crypto.KdfSpec, seconds: float) -> MetadataRestore:
+    return MetadataRestore(scope, dump.key, dump.sha256, dump.size_bytes, dump.checksum_verified, kdf.describe(),
+                           kdf.is_weak, seconds, dump.notes, dump.encryption)
 
 
 RESTORE_COPIES_PREFIX = "drdrill-restore-"
@@ -297,3 +193,78 @@ def restore_tenant(platform: Platform, tenant: Tenant, drill_id: str, owners: Te
     log.info("restored %s from %s: %d indices in %.1fs (+%.1fs fetch)", tenant, chosen.name, len(chosen.indices),
              restore_seconds, fetch.seconds)
     return result
+
+
+@dataclass
+class TenantRestores:
+    """What a restore of several tenants established: each tenant's result or its failure, in
+    the order the tenants were given (whatever order they finished in)."""
+
+    restored: list[SnapshotRestore]
+    failed: list[tuple[Tenant, RecoveryFailure]]
+    concurrency: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TenantRestoreJob:
+    """One tenant's restore, as :func:`restore_tenants` runs it."""
+
+    tenant: Tenant
+    snapshot: str | None = None
+    repository: str | None = None
+
+
+def restore_tenants(platform: Platform, jobs: Sequence[TenantRestoreJob], drill_id: str, owners: TenantIndices, *,
+                    timeout_s: float, concurrency: int, rename_prefix: str | None = None,
+                    progress: Callable[[str], None] | None = None) -> TenantRestores:
+    """Restore tenants with at most ``concurrency`` in flight: while Elasticsearch restores one
+    tenant's shards, the next tenants' repositories are being copied and registered, so the
+    per-tenant round trips overlap instead of adding up. Elasticsearch's own limits still
+    apply (it queues the shards beyond ``node_initial_primaries_recoveries``).
+
+    Every tenant is tried and judged as strictly as alone: one failing does not stop the others,
+    and each failure keeps its own message. A failure that is not the platform's (a bug) is
+    re-raised once all have finished."""
+    started = time.monotonic()
+    done = 0
+    lock = threading.Lock()
+
+    def one(job: TenantRestoreJob) -> SnapshotRestore:
+        nonlocal done
+        tell = None if progress is None else (lambda message: progress(f"{job.tenant}: {message}"))
+        try:
+            return restore_tenant(platform, job.tenant, drill_id, owners, timeout_s=timeout_s, snapshot=job.snapshot,
+                                  repository=job.repository, rename_prefix=rename_prefix, progress=tell)
+        finally:
+            with lock:
+                done += 1
+                if progress is not None and len(jobs) > 1:
+                    progress(f"restored {done}/{len(jobs)} tenants ({time.monotonic() - started:.0f}s)")
+
+    restored: list[SnapshotRestore] = []
+    failed: list[tuple[Tenant, RecoveryFailure]] = []
+    bug: BaseException | None = None
+    workers = max(1, min(concurrency, len(jobs)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as pool:
+        futures = [(job.tenant, pool.submit(one, job)) for job in jobs]
+        for tenant, future in futures:
+            try:
+                restored.append(future.result())
+            except RecoveryFailure as exc:
+                failed.append((tenant, _naming(tenant, exc)))
+            except ServiceError as exc:  # a service failing during recovery is the platform failing
+                failed.append((tenant, _naming(tenant, RestoreFailed(exc.message, hint=exc.hint))))
+            except BaseException as exc:
+                bug = bug or exc
+    if bug is not None:
+        raise bug
+    return TenantRestores(restored, failed, workers, time.monotonic() - started)
+
+
+def _naming(tenant: Tenant, failure: RecoveryFailure) -> RecoveryFailure:
+    """The failure, saying which tenant it is about (once)."""
+    if str(tenant) not in failure.message:
+        failure.message = f"tenant {tenant}: {failure.message}"
+        failure.args = (failure.message,)
+    return failure

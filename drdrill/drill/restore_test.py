@@ -24,14 +24,14 @@ from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.core.objectives import RpoResult, achieved_rto
 from drdrill.core.report import Problem
 from drdrill.drill import checks as chk
+from drdrill.drill.dumps import FetchedDump, check_dump, fetch_dump, load_dump, newest_dump
 from drdrill.drill.measurement import DrillOutcome
 from drdrill.drill.restore import (
     MetadataRestore,
     SnapshotRestore,
-    fetch_dump,
-    newest_dump,
+    TenantRestoreJob,
     restore_copies,
-    restore_tenant,
+    restore_tenants,
     scratch_database_name,
 )
 from drdrill.drill.session import Session, step
@@ -88,7 +88,8 @@ class RestoreTest(Session):
         self.sandbox: Sandbox = sandbox  # type: ignore[assignment]  # checked just above
         self.tenants: list[TenantPoint] = []
         self.dumps: dict[str, DumpPoint] = {}
-        self.fetched: dict[str, Path] = {}
+        # The verified whole-database dump, still encrypted, kept for step 3.
+        self.fetched: dict[str, FetchedDump] = {}
         self.scratch: MetadataDb | None = None
         self.owners = TenantIndices([])
         self.recorded_docs: dict[str, dict[str, int]] = {}
@@ -96,7 +97,7 @@ class RestoreTest(Session):
         self.snapshot_restores: list[SnapshotRestore] = []
         self.versions: dict[str, str] = {}
         self.notes: dict[str, Any] = {}
-        self._plain_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._fetch_dir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def rpo_s(self) -> float:
@@ -205,16 +206,17 @@ class RestoreTest(Session):
 
     @step
     def check_integrity(self) -> None:
-        """Every chosen dump decrypts whole and ends as its format ends (checksum record first,
-        where one exists); the plaintext of the whole-database dump is kept for step 3."""
+        """Every chosen dump matches its checksum record (where one exists), decrypts whole and
+        ends as its format ends, checked as a stream (no plaintext on disk); the encrypted
+        whole-database dump is kept for step 3."""
         with self.phase("integrity") as ph:
-            self._plain_dir = tempfile.TemporaryDirectory(prefix="drdrill-restore-test-", dir=self.workdir)
+            self._fetch_dir = tempfile.TemporaryDirectory(prefix="drdrill-restore-test-", dir=self.workdir)
             for scope, point in self.dumps.items():
-                into = Path(self._plain_dir.name) / scope
+                into = Path(self._fetch_dir.name) / scope
                 into.mkdir()
                 try:
-                    dump = fetch_dump(self.platform, point.entry.key, self.sandbox.dump_password, self.settings.kdf,
-                                      into, scope, progress=self.progress)
+                    dump = fetch_dump(self.platform, point.entry.key, into, scope, progress=self.progress)
+                    check_dump(dump, self.sandbox.dump_password, self.settings.kdf)
                 except BackupIntegrityError as exc:
                     self.fail_and_go_on(ph, exc)
                     continue
@@ -222,12 +224,12 @@ class RestoreTest(Session):
                     {"key": dump.key, "sha256": dump.sha256, "checksum_verified": dump.checksum_verified,
                      "notes": dump.notes})
                 if scope == layout.ALL_SCOPE:
-                    self.fetched[scope] = dump.plain
+                    self.fetched[scope] = dump
                     self.metadata_restores.append(MetadataRestore(
                         scope, dump.key, dump.sha256, dump.size_bytes, dump.checksum_verified,
                         self.settings.kdf.describe(), self.settings.kdf.is_weak, 0.0, dump.notes, dump.encryption))
                 else:
-                    dump.plain.unlink()
+                    dump.cipher.unlink()
 
     # --- 3-4. restore into an isolated copy -----------------------------------------------
 
@@ -235,15 +237,16 @@ class RestoreTest(Session):
     def restore_metadata(self) -> None:
         self.timeline.mark_disaster(kind="restore test (declared)")
         with self.phase("restore-metadata"):
-            plain = self.fetched.get(layout.ALL_SCOPE)
-            if plain is None:
+            dump = self.fetched.get(layout.ALL_SCOPE)
+            if dump is None:
                 raise RestoreFailed("no verified whole-database dump to restore")
             started = self.timeline.clock.monotonic()
             try:
                 self.scratch = self.sandbox.scratch_db(self.platform, scratch_database_name(self.drill_id))
-                self.scratch.restore_sql(plain, timeout_s=self.settings.wait_budget_s)
+                load_dump(self.scratch, dump, self.sandbox.dump_password, self.settings.kdf,
+                          timeout_s=self.settings.wait_budget_s)
             finally:
-                self._drop_plaintext()
+                self._drop_fetched()
             self.metadata_restores[0].seconds = self.timeline.clock.monotonic() - started
             self.owners = TenantIndices(self.scratch.containers_index_names())
             for org, ns, index, docs in self.scratch.container_rows():
@@ -256,20 +259,21 @@ class RestoreTest(Session):
             platform, prefix = self.platform, self.sandbox.prefix
             if platform.repo_root is not None:
                 self.sandbox.track_created(directories=[restore_copies(platform.repo_root, self.drill_id)])
+            jobs = []
             for point in self.tenants:
                 if point.chosen is None:
                     continue
                 repository = f"{prefix}{point.tenant.org_id}.{point.tenant.namespace}"
                 self.sandbox.track_created(repositories=[repository],
                                            indices=[prefix + index for index in point.chosen.indices])
-                try:
-                    self.snapshot_restores.append(restore_tenant(
-                        platform, point.tenant, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
-                        snapshot=point.chosen.name, repository=repository, rename_prefix=prefix,
-                        progress=self.progress))
-                except RestoreFailed as exc:
-                    self.fail_and_go_on(ph, RestoreFailed(exc.message if str(point.tenant) in exc.message
-                                                          else f"tenant {point.tenant}: {exc.message}", hint=exc.hint))
+                jobs.append(TenantRestoreJob(point.tenant, point.chosen.name, repository))
+            outcome = restore_tenants(platform, jobs, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
+                                      concurrency=self.settings.restore_concurrency, rename_prefix=prefix,
+                                      progress=self.progress)
+            self.snapshot_restores += outcome.restored
+            self.notes["restore"] = {"concurrency": outcome.concurrency, "seconds": round(outcome.seconds, 3)}
+            for _tenant, failure in outcome.failed:
+                self.fail_and_go_on(ph, failure)
 
     # --- 5. verify ------------------------------------------------------------------------
 
@@ -324,15 +328,15 @@ class RestoreTest(Session):
 
     # --- measurement and clean-up ---------------------------------------------------------
 
-    def _drop_plaintext(self) -> None:
-        if self._plain_dir is not None:
-            self._plain_dir.cleanup()
-            self._plain_dir = None
+    def _drop_fetched(self) -> None:
+        if self._fetch_dir is not None:
+            self._fetch_dir.cleanup()
+            self._fetch_dir = None
         self.fetched.clear()
 
     def stop_canaries(self) -> None:
-        """No canaries here; the plaintext dump must not outlive the scenario either."""
-        self._drop_plaintext()
+        """No canaries here; the fetched dump must not outlive the scenario either."""
+        self._drop_fetched()
 
     def outcome(self) -> DrillOutcome:
         window = self.timeline.recovery_window()

@@ -35,9 +35,11 @@ from drdrill.drill.measurement import DrillOutcome, measure
 from drdrill.drill.restore import (
     MetadataRestore,
     SnapshotRestore,
+    TenantRestoreJob,
+    TenantRestores,
     restore_metadata,
-    restore_tenant,
     restore_tenant_rows,
+    restore_tenants,
 )
 from drdrill.errors import (
     DrdrillError,
@@ -216,6 +218,9 @@ class Drill(Session):
         self.versions: dict[str, str] = {}
         self.lost_tenants: list[Tenant] = []
         self.recovery_throttle: str | None = None
+        # How the tenants were restored (concurrency, wall time), and Elasticsearch's limits then.
+        self.restore_runs: list[TenantRestores] = []
+        self.restore_limits: dict[str, str] = {}
         self.bystanders: dict[str, object] = {}
         # Each tenant's own credentials for the backup store, which its backup uses.
         self.tenant_stores: dict[Tenant, ObjectStore] = {}
@@ -376,12 +381,22 @@ class Drill(Session):
 
     @step
     def restore_snapshots(self, tenants: list[Tenant] | None = None) -> None:
-        with self.phase("restore-snapshots"):
-            self.recovery_throttle = self.platform.cluster.recovery_throttle()
-            for tenant in tenants or self.settings.tenants:
-                self.snapshot_restores.append(restore_tenant(
-                    self.platform, tenant, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
-                    progress=self.progress))
+        with self.phase("restore-snapshots") as ph:
+            cluster = self.platform.cluster
+            limits = cluster.effective_settings(cluster.RECOVERY_THROTTLE, cluster.INITIAL_PRIMARIES)
+            self.recovery_throttle = limits.get(cluster.RECOVERY_THROTTLE)
+            outcome = restore_tenants(
+                self.platform, [TenantRestoreJob(t) for t in tenants or self.settings.tenants], self.drill_id,
+                self.owners, timeout_s=self.settings.wait_budget_s, concurrency=self.settings.restore_concurrency,
+                progress=self.progress)
+            self.snapshot_restores += outcome.restored
+            self.restore_runs.append(outcome)
+            self.restore_limits = limits
+            # Every tenant's failure is reported; the phase fails with the first.
+            for _tenant, failure in outcome.failed[1:]:
+                self.fail_and_go_on(ph, failure)
+            if outcome.failed:
+                raise outcome.failed[0][1]
 
     @step
     def check_isolation(self) -> None:

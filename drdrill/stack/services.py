@@ -132,6 +132,9 @@ class ElasticsearchService(LocalService):
             # Drills run on developer machines with full-ish disks; the disk-full fault is
             # injected on purpose, not by the watermark of whatever disk this happens to be.
             "cluster.routing.allocation.disk.threshold_enabled": "false",
+            # A 1,000-tenant drill holds 3,000 shards (two data indices and a canary index per
+            # tenant), past the default 1,000 per node; production sizes its cluster for its tenants.
+            "cluster.max_shards_per_node": "4000",
         }
         argv = [str(self.home / "bin" / "elasticsearch")] + [f"-E{k}={v}" for k, v in settings.items()]
         env = dict(

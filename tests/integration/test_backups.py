@@ -636,3 +636,34 @@ def test_the_restore_refuses_a_snapshot_holding_another_tenants_index(platform, 
     with pytest.raises(RestoreFailed, match="another tenant"):
         restore_tenant(platform, tenant, f"t{unique}", owners, timeout_s=TIMEOUT_S)
     assert set(platform.cluster.indices_named(owners.indices_of(other))) == set(owners.indices_of(other))
+
+
+def test_tenants_restore_side_by_side_and_one_failing_tenant_does_not_hide_the_others(platform, seed, unique):
+    from drdrill.drill.restore import TenantRestoreJob, restore_tenants
+    from drdrill.errors import RestoreFailed
+
+    tenants = [Tenant(f"o{unique}", f"ns{n}") for n in range(1, 4)]
+    counts = {t.key: seed(t) for t in tenants}
+    at = fresh_at()
+    for tenant in tenants:
+        assert snapshot(platform, tenant, at).complete
+    never_backed_up = Tenant(f"o{unique}", "ns9")
+    owners = TenantIndices(platform.db.containers_index_names())
+    for tenant in tenants:
+        delete_tenant_indices(platform, tenant)
+    heard: list[str] = []
+
+    jobs = [TenantRestoreJob(t) for t in (tenants[0], never_backed_up, *tenants[1:])]
+    outcome = restore_tenants(platform, jobs, f"t{unique}", owners, timeout_s=TIMEOUT_S, concurrency=2,
+                              progress=heard.append)
+
+    assert outcome.concurrency == 2
+    # Results in the order given, whatever order they finished in.
+    assert [r.tenant for r in outcome.restored] == [t.key for t in tenants]
+    assert [(t, type(f)) for t, f in outcome.failed] == [(never_backed_up, RestoreFailed)]
+    assert str(never_backed_up) in outcome.failed[0][1].message
+    for tenant in tenants:
+        assert {index: platform.cluster.count(index) for index in counts[tenant.key]} == counts[tenant.key]
+    assert f"restored {len(jobs)}/{len(jobs)} tenants" in " ".join(heard)
+    for tenant in tenants:
+        platform.cluster.delete_repository(f"restore-{tenant.org_id}.{tenant.namespace}")

@@ -30,6 +30,7 @@ def test_missing_keys_keep_defaults():
     settings = settings_from_dict({"objectives": {"rto": "5m"}}, base)
     assert settings.objectives.rto_seconds == 300 and settings.objectives.rpo_seconds == base.objectives.rpo_seconds
     assert settings.tenants == base.tenants
+    assert settings_from_dict({"restore": {"concurrency": 1}}, base).restore_concurrency == 1
 
 
 @pytest.mark.parametrize(("raw", "key"), [
@@ -50,6 +51,9 @@ def test_missing_keys_keep_defaults():
     ({"data": {"tenants": ["a-b/c", "a/b-c"]}}, "ambiguous"),
     ({"objectives": {"rto": "١٢s"}}, "objectives.rto"),
     ({"objectives": {"rto": "9" * 400}}, "objectives.rto"),
+    ({"restore": {"concurrency": 0}}, "restore.concurrency"),
+    ({"restore": {"concurrency": "4"}}, "restore.concurrency"),
+    ({"restore": {"paralel": 4}}, "[restore]"),
 ])
 def test_bad_values_name_the_key(raw, key):
     with pytest.raises(ConfigError) as err:

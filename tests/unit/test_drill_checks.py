@@ -147,28 +147,55 @@ def test_a_healthy_fault_catalogue_passes_and_an_undiagnosed_fault_fails_the_run
     assert wrong.verdict == "failed"
 
 
-def test_dump_completeness_needs_the_trailer_of_its_kind(tmp_path):
-    from drdrill.drill.restore import _dump_is_complete
+def test_dump_completeness_needs_the_trailer_of_its_kind():
+    from drdrill.core.completeness import DUMP_HEAD_BYTES, DUMP_TAIL_BYTES, dump_content_is_complete
 
-    full = tmp_path / "all.sql"
-    full.write_bytes(b"--\n-- PostgreSQL database dump\n--\n\n\\restrict k\nCREATE TABLE t (id int);\n--\n"
-                     b"-- PostgreSQL database dump complete\n--\n\n\\unrestrict k\n\n")
-    assert _dump_is_complete(full, "all") is True
-    assert _dump_is_complete(full, "org1") is True  # an organisation's dump made by pg_dump
-    cut = tmp_path / "cut.sql"
-    cut.write_bytes(full.read_bytes()[:60])
-    assert _dump_is_complete(cut, "all") is False
-    org = tmp_path / "org.sql"
-    org.write_bytes(b"-- drdrill per-organisation export\nBEGIN;\nDELETE FROM t;\nCOPY t (id) FROM stdin;\n1\n"
-                    b"\\.\nCOMMIT;\n")
-    assert _dump_is_complete(org, "org1") is True
-    assert _dump_is_complete(org, "all") is False  # the whole database is always pg_dump's
-    copy_only = tmp_path / "copy.sql"  # COMMIT; inside data, then cut
-    copy_only.write_bytes(b"-- drdrill per-organisation export\nBEGIN;\nCOPY t (id) FROM stdin;\nCOMMIT;\n2\n")
-    assert _dump_is_complete(copy_only, "org1") is False
-    unknown = tmp_path / "unknown.sql"  # the platform's own per-org script, format unknown
-    unknown.write_bytes(b"INSERT INTO t VALUES (1);\n")
-    assert _dump_is_complete(unknown, "org1") is None
+    def complete(text: bytes, scope: str) -> bool | None:
+        return dump_content_is_complete(text[:DUMP_HEAD_BYTES], text[-DUMP_TAIL_BYTES:], scope)
+
+    full = (b"--\n-- PostgreSQL database dump\n--\n\n\\restrict k\nCREATE TABLE t (id int);\n--\n"
+            b"-- PostgreSQL database dump complete\n--\n\n\\unrestrict k\n\n")
+    assert complete(full, "all") is True
+    assert complete(full, "org1") is True  # an organisation's dump made by pg_dump
+    assert complete(full[:60], "all") is False
+    org = b"-- drdrill per-organisation export\nBEGIN;\nDELETE FROM t;\nCOPY t (id) FROM stdin;\n1\n\\.\nCOMMIT;\n"
+    assert complete(org, "org1") is True
+    assert complete(org, "all") is False  # the whole database is always pg_dump's
+    # COMMIT; inside data, then cut
+    assert complete(b"-- drdrill per-organisation export\nBEGIN;\nCOPY t (id) FROM stdin;\nCOMMIT;\n2\n", "org1") is False
+    # the platform's own per-org script, format unknown
+    assert complete(b"INSERT INTO t VALUES (1);\n", "org1") is None
+
+
+def test_held_back_passes_all_but_the_tail_until_released():
+    from drdrill.core.completeness import DUMP_HEAD_BYTES, DUMP_TAIL_BYTES
+    from drdrill.drill.dumps import HeldBack
+
+    class Sink:
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def write(self, data: bytes) -> int:
+            self.data += data
+            return len(data)
+
+    text = bytes(range(256)) * 100  # 25,600 bytes, written in uneven pieces
+    sink = Sink()
+    held = HeldBack(sink)
+    for start in range(0, len(text), 3001):
+        held.write(text[start:start + 3001])
+    assert bytes(sink.data) == text[:-DUMP_TAIL_BYTES]
+    assert held.tail == text[-DUMP_TAIL_BYTES:] and held.head == text[:DUMP_HEAD_BYTES]
+    assert held.total == len(text)
+    held.release()
+    assert bytes(sink.data) == text and held.tail == b""
+
+    short, sink = b"SELECT 1;\n", Sink()
+    held = HeldBack(sink)
+    held.write(short)
+    assert sink.data == b"" and held.tail == short and held.head == short
+    held.release()
+    assert sink.data == short
 
 
 def test_byte_rates_and_throttle_detection():
