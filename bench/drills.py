@@ -11,13 +11,11 @@ from bench.common import progress, stopwatch
 from bench.context import Bench
 from drdrill.backups.seed import DataSpec
 from drdrill.core import layout
+from drdrill.core.forecast import RestoreSample
 from drdrill.core.layout import Tenant
+from drdrill.drill.measurement import restore_sample
 from drdrill.drill.session import Drill, DrillOutcome, DrillSettings
 from drdrill.errors import DrdrillError
-
-# Elasticsearch's default cluster.max_shards_per_node is 1000; a drill puts two shards per
-# tenant (its data index and its canary index) and more with more indices.
-DEFAULT_MAX_SHARDS = 1000
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,11 @@ class DrillResult:
     fetch_s: float = 0.0
     es_restore_s: float = 0.0
     metadata_restore_s: float = 0.0
+    # The snapshot restore's wall time (tenants restore side by side: not fetch_s + es_restore_s).
+    restore_wall_s: float | None = None
+    concurrency: int | None = None
+    # What the RTO forecast learns from this drill (drdrill.core.forecast).
+    sample: RestoreSample | None = None
     reused_by: list[str] = field(default_factory=list)
 
     @property
@@ -86,16 +89,6 @@ def make_tenants(tag: str, count: int) -> list[Tenant]:
     return [Tenant(f"{tag}-o{n // 2 + 1}", f"ns{n % 2 + 1}") for n in range(count)]
 
 
-def _allow_shards(bench: Bench, shape: DrillShape) -> None:
-    if shape.shards > DEFAULT_MAX_SHARDS * 0.9:
-        limit = int(shape.shards * 1.2) + 100
-        platform = bench.platform()
-        try:
-            platform.cluster.client.cluster.put_settings(persistent={"cluster.max_shards_per_node": limit})
-        finally:
-            platform.close()
-
-
 def _fill_from_outcome(result: DrillResult, outcome: DrillOutcome) -> None:
     result.rto_s = outcome.rto_seconds
     result.rpo_s = outcome.rpo.worst if outcome.rpo else None
@@ -114,27 +107,32 @@ def _fill_from_outcome(result: DrillResult, outcome: DrillOutcome) -> None:
     result.fetch_s = sum(r.fetch_seconds for r in outcome.snapshot_restores)
     result.es_restore_s = sum(r.restore_seconds for r in outcome.snapshot_restores)
     result.metadata_restore_s = sum(m.seconds for m in outcome.metadata_restores)
+    result.restore_wall_s = outcome.snapshot_restore_wall_s
+    result.concurrency = outcome.restore_settings.get("concurrency")
+    result.sample = restore_sample(outcome)
     result.problems += [f"{p.phase}: {p.kind}: {p.summary}" for p in outcome.problems]
     result.ok = result.ok and outcome.rto_seconds is not None and not outcome.problems
 
 
-def run_drill(bench: Bench, shape: DrillShape, label: str,
-              after_backup: Callable[[Drill], None] | None = None) -> DrillResult:
-    """One full-site drill (prepare, backup, site loss, redeploy, restore, verify) on an empty
-    platform with fresh tenants. A failed drill is returned with ``ok=False`` and no RTO.
-    ``after_backup`` runs between the backup and the disaster (outside the drill's phases)."""
+def new_drill(bench: Bench, shape: DrillShape, label: str, *, concurrency: int | None = None) -> Drill:
+    """A full-site drill of ``shape`` on an emptied platform, with fresh tenants; nothing run yet."""
     target = bench.ensure_stack()
     bench.reset()
     tag = bench.next_tag("d")
     settings = DrillSettings(tenants=make_tenants(tag, shape.tenants),
-                             data=DataSpec(indices_per_tenant=shape.indices, docs_per_index=shape.docs_per_index))
-    drill = Drill(target, settings, drill_id=f"bench-{tag}", scenario=f"bench {label}",
-                  workdir=bench.options.workdir)
-    if shape.shards > DEFAULT_MAX_SHARDS * 0.9:
-        _allow_shards(bench, shape)
-        # The redeployed Elasticsearch is a new, empty cluster: lift the limit again there.
-        drill.arm("restore-snapshots", lambda: _allow_shards(bench, shape))
+                             data=DataSpec(indices_per_tenant=shape.indices, docs_per_index=shape.docs_per_index),
+                             restore_concurrency=concurrency or DrillSettings().restore_concurrency)
     progress(f"drill {label}: {shape.describe()}")
+    return Drill(target, settings, drill_id=f"bench-{tag}", scenario=f"bench {label}", workdir=bench.options.workdir)
+
+
+def run_drill(bench: Bench, shape: DrillShape, label: str,
+              after_backup: Callable[[Drill], None] | None = None, *,
+              concurrency: int | None = None) -> DrillResult:
+    """One full-site drill (prepare, backup, site loss, redeploy, restore, verify) on an empty
+    platform with fresh tenants. A failed drill is returned with ``ok=False`` and no RTO.
+    ``after_backup`` runs between the backup and the disaster (outside the drill's phases)."""
+    drill = new_drill(bench, shape, label, concurrency=concurrency)
     result = DrillResult(shape, label, drill.drill_id, ok=True, problems=[], wall_s=0.0)
     with stopwatch() as took:
         try:

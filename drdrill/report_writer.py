@@ -39,8 +39,20 @@ def _templates() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(dur=dur, iso=lambda dt: "—" if dt is None else to_iso(dt), md_cell=_md_cell)
+    env.filters.update(dur=dur, size=_size, iso=lambda dt: "—" if dt is None else to_iso(dt), md_cell=_md_cell)
     return env
+
+
+def _size(nbytes: int | None) -> str:
+    """Bytes as a person reads them (binary units, as Elasticsearch's)."""
+    if nbytes is None:
+        return "—"
+    value, unit = float(nbytes), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def _md_cell(value: Any) -> str:

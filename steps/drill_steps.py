@@ -11,6 +11,7 @@ from pytest_bdd import given, parsers, then, when
 
 from drdrill.config import DataSpec
 from drdrill.core.durations import parse_duration
+from drdrill.core.forecast import byte_rate
 from drdrill.core.layout import Tenant
 from drdrill.core.objectives import ObjectiveCheck, Objectives
 from drdrill.errors import ConfigError, RecoveryFailure, VerificationFailed
@@ -91,6 +92,20 @@ def restore_metadata_all(drill):
 @when(parsers.parse('the rows of tenant "{tenant}" are restored from the newest dump of its organisation'))
 def restore_tenant_rows(drill, tenant):
     drill.restore_tenant_rows(Tenant.parse(tenant))
+
+
+@given(parsers.parse("tenants are restored {count:d} at a time"))
+def restore_concurrency(drill, count):
+    if count < 1:
+        raise ConfigError("tenants restored at a time", f"{count} is not a positive number")
+    drill.settings.restore_concurrency = count
+
+
+@when(parsers.parse("the operator sets the recovery throttle to {value}"))
+def operator_sets_recovery_throttle(drill, value):
+    if byte_rate(value) is None:
+        raise ConfigError("recovery throttle", f"{value!r} is not a byte rate", hint='e.g. "200mb" or "1gb"')
+    drill.set_recovery_throttle(value)
 
 
 @when("every tenant's snapshot is restored from MinIO")

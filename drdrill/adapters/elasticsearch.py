@@ -52,6 +52,10 @@ class ShardRecovery:
     kind: str
     total_time_ms: int
     bytes_recovered: int
+    # Of total_time_ms, the time spent copying the shard's files (the part that grows with its
+    # size), and how long the recovery throttle held it back.
+    copy_time_ms: int = 0
+    throttled_ms: int = 0
 
 
 @dataclass
@@ -298,8 +302,16 @@ class SearchCluster:
             raise ServiceError(f"Elasticsearch {self.url} unreachable during bulk indexing") from exc
         return ok
 
-    def index_document(self, index: str, doc_id: str, document: dict[str, Any]) -> None:
-        self._call(f"index into {index}", self.client.index, index=index, id=doc_id, document=document)
+    def index_documents(self, documents: list[tuple[str, str, dict[str, Any]]]) -> list[str | None]:
+        """Index (index, id, document) triples in one bulk request; per document, None when it
+        was acknowledged, else why not (one rejected document does not sink the others)."""
+        operations: list[dict[str, Any]] = []
+        for index, doc_id, document in documents:
+            operations += [{"index": {"_index": index, "_id": doc_id}}, document]
+        answer = self._call(f"bulk index {len(documents)} documents", self.client.bulk, operations=operations)
+        return [None if 200 <= int(item["index"].get("status", 500)) < 300
+                else str(item["index"].get("error", {}).get("type", item["index"].get("status")))
+                for item in answer["items"]]
 
     def canary_state(self, index: str) -> tuple[int, int | None, datetime | None] | None:
         """(documents, highest ``seq``, newest ``written_at``) of a canary index; None if the
@@ -358,6 +370,14 @@ class SearchCluster:
         self._call(f"register repository {name}", self.client.snapshot.create_repository, name=name,
                    repository={"type": "s3", "settings": {"bucket": bucket, "base_path": base_path.rstrip("/"),
                                                            "readonly": readonly, "compress": True}})
+
+    # Elasticsearch's documented default for a repository without max_snapshot_bytes_per_sec.
+    DEFAULT_SNAPSHOT_THROTTLE = "40mb"
+
+    def snapshot_throttle(self, repository: str) -> str:
+        """The repository's ``max_snapshot_bytes_per_sec``: its own setting or the default."""
+        settings = (self.repositories().get(repository) or {}).get("settings") or {}
+        return str(settings.get("max_snapshot_bytes_per_sec") or self.DEFAULT_SNAPSHOT_THROTTLE)
 
     def repositories(self) -> dict[str, dict[str, Any]]:
         """Registered snapshot repositories: name → {type, settings}."""
@@ -486,10 +506,14 @@ class SearchCluster:
         out = []
         for index, body in data.items():
             for shard in body.get("shards", []):
-                size = shard.get("index", {}).get("size", {})
+                files = shard.get("index", {})
+                size = files.get("size", {})
                 out.append(ShardRecovery(index, int(shard["id"]), shard.get("stage", "?"), shard.get("type", "?"),
                                          int(shard.get("total_time_in_millis", 0)),
-                                         int(size.get("recovered_in_bytes", 0))))
+                                         int(size.get("recovered_in_bytes", 0)),
+                                         copy_time_ms=int(files.get("total_time_in_millis", 0)),
+                                         throttled_ms=int(files.get("target_throttle_time_in_millis", 0))
+                                         + int(files.get("source_throttle_time_in_millis", 0))))
         return out
 
     def close(self) -> None:

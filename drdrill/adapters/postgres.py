@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 TENANT_TABLE = "tenant_containers"
 CANARY_TABLE = "drdrill_canary"
+# One canary row: org_id, namespace, seq, written_at.
+CanaryRow = tuple[str, str, int, datetime]
 # Tables whose rows belong to an organisation (they have an org_id column): the unit of a
 # per-organisation export.
 ORG_TABLES = (TENANT_TABLE, CANARY_TABLE)
@@ -322,14 +324,17 @@ class MetadataDb:
             conn.execute(f"DELETE FROM {CANARY_TABLE}")  # noqa: S608 - constant name
 
     @contextlib.contextmanager
-    def canary_session(self, write_timeout_s: float) -> Iterator[Callable[[str, str, int, datetime], None]]:
-        """One connection for a canary writer; each write is bounded by ``write_timeout_s``."""
+    def canary_session(self, write_timeout_s: float) -> Iterator[Callable[[list[CanaryRow]], None]]:
+        """One connection for a canary writer. Each call writes one round of canaries (org,
+        namespace, seq, written_at) in one transaction: all of them acknowledged or none,
+        bounded by ``write_timeout_s``."""
         with self.connect(timeout_s=24 * 3600) as conn:  # the session lives as long as the writer
-            def write(org_id: str, namespace: str, seq: int, at: datetime) -> None:
+            def write(rows: list[CanaryRow]) -> None:
                 with Deadline(conn, write_timeout_s) as deadline:
                     try:
-                        conn.execute(f"INSERT INTO {CANARY_TABLE} (org_id, namespace, seq, written_at) "  # noqa: S608
-                                     "VALUES (%s, %s, %s, %s)", (org_id, namespace, seq, at))
+                        with conn.transaction(), conn.cursor() as cur:
+                            cur.executemany(f"INSERT INTO {CANARY_TABLE} (org_id, namespace, seq, written_at) "  # noqa: S608
+                                            "VALUES (%s, %s, %s, %s)", rows)
                     except psycopg.Error as exc:
                         if deadline.fired.is_set():
                             raise ServiceError(f"canary write not answered within {write_timeout_s:g}s") from exc

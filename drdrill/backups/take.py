@@ -46,6 +46,8 @@ class SnapshotBackup:
     # come from a clock it caches (~200 ms steps), too coarse to bound which writes it holds.
     call_began: datetime | None = None
     call_ended: datetime | None = None
+    # The repository's max_snapshot_bytes_per_sec when the snapshot ran, e.g. "40mb".
+    snapshot_throttle: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -132,6 +134,7 @@ def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: Te
     indices = tenant_indices(platform, tenant, owners)
     repository = register_backup_repository(platform, tenant, store)
     name = layout.snapshot_name(at)
+    throttle = platform.cluster.snapshot_throttle(repository)
     started = time.monotonic()
     call_began = datetime.now(UTC)
     info = platform.cluster.create_snapshot(repository, name, indices, timeout_s,
@@ -148,7 +151,7 @@ def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: Te
         started_at=info.started_at, finished_at=info.finished_at, indices=info.indices,
         shards_failed=info.shards_failed, size_bytes=size, snapshot_seconds=snapshot_seconds,
         upload_objects=upload.objects, upload_bytes=upload.bytes, upload_seconds=upload.seconds,
-        call_began=call_began, call_ended=call_ended,
+        call_began=call_began, call_ended=call_ended, snapshot_throttle=throttle,
     )
     if not info.complete:
         detail = "; ".join(info.failures[:3]) or "no failure detail"

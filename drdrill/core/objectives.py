@@ -110,24 +110,6 @@ def backup_exposure(t_disaster: datetime, newest_complete_backup_started_at: dat
     return exposure
 
 
-def forecast_rto(
-    sample_bytes: int, sample_restore_seconds: float, fixed_seconds: float, target_bytes: int
-) -> float:
-    """Forecast the RTO for ``target_bytes`` of data from a smaller drill.
-
-    Linear model: ``fixed_seconds + target_bytes × (sample_restore_seconds / sample_bytes)``.
-    ``sample_restore_seconds`` is the size-dependent part measured on the sample (restoring
-    snapshots and dumps of ``sample_bytes``); ``fixed_seconds`` is what does not grow with data
-    (deploying, registering repositories, verification, switching traffic). It ignores
-    parallelism and cache effects, so treat it as an estimate, not a measurement.
-    """
-    if sample_bytes <= 0:
-        raise ValueError("sample_bytes must be positive")
-    if sample_restore_seconds < 0 or fixed_seconds < 0 or target_bytes < 0:
-        raise ValueError("times and target size must not be negative")
-    return fixed_seconds + target_bytes * (sample_restore_seconds / sample_bytes)
-
-
 @dataclass(frozen=True)
 class Verdict:
     status: VerdictStatus

@@ -192,10 +192,17 @@ class Forecast:
     fixed_seconds: float
     target_bytes: int
     rto_seconds: float
-    model: str = "linear: fixed + target_bytes * sample_restore_seconds / sample_bytes"
+    model: str = "fixed + tenants x per_tenant + bytes x seconds_per_byte"
     # What the figure rests on, and how far it may be trusted (never past 10x what was measured).
     basis: str = ""
     valid_up_to_bytes: int | None = None
+    sample_tenants: int = 0
+    target_tenants: int = 0
+    per_tenant_seconds: float = 0.0
+    seconds_per_byte: float = 0.0
+    # The forecast's three terms at the target, and the one that dominates it.
+    terms: dict[str, float] = field(default_factory=dict)
+    dominant: str = ""
 
 
 StepStatus = Literal["passed", "failed", "skipped", "undefined"]

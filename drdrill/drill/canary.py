@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from drdrill.adapters.elasticsearch import SearchCluster
 from drdrill.adapters.platform import Platform
-from drdrill.adapters.postgres import MetadataDb
+from drdrill.adapters.postgres import CanaryRow, MetadataDb
 from drdrill.core.layout import Tenant
 
 log = logging.getLogger(__name__)
@@ -93,44 +93,57 @@ class CanaryWriter:
                          self.log.started_at, self.log.stopped_at)
 
     def _run(self) -> None:
+        # One request per store and round, whatever the number of tenants: a round stays a
+        # fraction of the interval with 1,000 tenants, so every tenant's canaries stay dense.
         try:
-            with self.db.canary_session(self.write_timeout_s) as write_row:
+            with self.db.canary_session(self.write_timeout_s) as write_rows:
                 while not self._stop.is_set():
-                    for tenant in self.tenants:
-                        self._write_es(tenant)
-                        self._write_pg(write_row, tenant)
+                    self._write_es()
+                    self._write_pg(write_rows)
                     self._stop.wait(self.interval_s)
         except Exception as exc:  # a dead writer must show: without canaries RPO is unmeasured
             self.log.errors.append(f"canary writer died: {type(exc).__name__}: {exc}")
 
-    def _next(self, tenant: Tenant, store: str) -> int:
-        key = (tenant.key, store)
-        seq = self._seq.get(key, 0)
-        self._seq[key] = seq + 1
-        return seq
+    def _round(self, store: str) -> list[tuple[Tenant, int]]:
+        """The next sequence number of every tenant in ``store``."""
+        numbered = []
+        for tenant in self.tenants:
+            key = (tenant.key, store)
+            numbered.append((tenant, self._seq.get(key, 0)))
+        return numbered
 
-    def _ack(self, tenant: Tenant, store: str, seq: int, at: datetime) -> None:
-        self.log.acked.setdefault((tenant.key, store), []).append((seq, at, self.clock()))
+    def _settle(self, store: str, numbered: list[tuple[Tenant, int]], at: datetime,
+                failures: list[str | None]) -> None:
+        """Record the acknowledged writes; a failed one keeps its seq for the next round, so
+        each tenant's sequence stays contiguous."""
+        acked_at = self.clock()
+        for (tenant, seq), failure in zip(numbered, failures, strict=True):
+            if failure is None:
+                self._seq[(tenant.key, store)] = seq + 1
+                self.log.acked.setdefault((tenant.key, store), []).append((seq, at, acked_at))
+            else:
+                self.log.errors.append(f"{tenant} {store}: {failure}")
 
-    def _write_es(self, tenant: Tenant) -> None:
-        seq = self._next(tenant, "elasticsearch")
+    def _write_es(self) -> None:
+        numbered = self._round("elasticsearch")
         at = self.clock()
         try:
-            self.cluster.index_document(canary_index(tenant), str(seq), {"seq": seq, "written_at": at.isoformat()})
-            self._ack(tenant, "elasticsearch", seq, at)
+            failures = self.cluster.index_documents(
+                [(canary_index(tenant), str(seq), {"seq": seq, "written_at": at.isoformat()})
+                 for tenant, seq in numbered])
         except Exception as exc:
-            self._seq[(tenant.key, "elasticsearch")] = seq  # retry the same seq: keep them contiguous
-            self.log.errors.append(f"{tenant} elasticsearch: {type(exc).__name__}")
+            failures = [type(exc).__name__] * len(numbered)
+        self._settle("elasticsearch", numbered, at, failures)
 
-    def _write_pg(self, write_row: Callable[[str, str, int, datetime], None], tenant: Tenant) -> None:
-        seq = self._next(tenant, "postgres")
+    def _write_pg(self, write_rows: Callable[[list[CanaryRow]], None]) -> None:
+        numbered = self._round("postgres")
         at = self.clock()
         try:
-            write_row(tenant.org_id, tenant.namespace, seq, at)
-            self._ack(tenant, "postgres", seq, at)
+            write_rows([(tenant.org_id, tenant.namespace, seq, at) for tenant, seq in numbered])
+            failures: list[str | None] = [None] * len(numbered)
         except Exception as exc:
-            self._seq[(tenant.key, "postgres")] = seq
-            self.log.errors.append(f"{tenant} postgres: {type(exc).__name__}")
+            failures = [type(exc).__name__] * len(numbered)
+        self._settle("postgres", numbered, at, failures)
 
 
 # --- what survived a recovery -------------------------------------------------------------

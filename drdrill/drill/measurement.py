@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from drdrill.adapters import crypto
 from drdrill.backups.take import BackupSetResult
+from drdrill.core.forecast import RestoreSample, byte_rate
 from drdrill.core.layout import Tenant
 from drdrill.core.objectives import Objectives, RpoResult, achieved_rpo, achieved_rto, backup_exposure
 from drdrill.core.report import Problem
 from drdrill.core.timeline import Timeline
 from drdrill.drill import checks as chk
-from drdrill.drill.canary import STORES, newest_surviving
+from drdrill.drill.canary import STORES, canary_index, newest_surviving
 from drdrill.drill.restore import MetadataRestore, SnapshotRestore
 from drdrill.drill.verification import canary_window
 from drdrill.errors import DrdrillError
@@ -46,6 +47,8 @@ class DrillOutcome:
     recovery_throttle: str | None = None  # indices.recovery.max_bytes_per_sec during the restore
     # Wall time of restoring every tenant's snapshots (they overlap: not the sum of the tenants').
     snapshot_restore_wall_s: float | None = None
+    # How the tenants were restored: concurrency, wall time, Elasticsearch's limits, changes.
+    restore_settings: dict[str, Any] = field(default_factory=dict)
     expected_failure: bool = False  # a fault scenario: the recovery is meant to fail
     expectation_checked: bool = False  # ... and a step checked where and why it failed
     notes: dict[str, Any] = field(default_factory=dict)  # for the report's evidence
@@ -83,15 +86,16 @@ def measure(drill: Drill) -> DrillOutcome:
         recovery_throttle=drill.recovery_throttle, harness_error=harness_error, uncertain=_uncertain(drill, rpo),
         expected_failure=drill.expect_failure, expectation_checked=drill.expectation_checked,
         snapshot_restore_wall_s=sum(r.seconds for r in drill.restore_runs) if drill.restore_runs else None,
-        notes=_restore_notes(drill),
+        restore_settings=_restore_settings(drill),
     )
 
 
-def _restore_notes(drill: Drill) -> dict[str, Any]:
+def _restore_settings(drill: Drill) -> dict[str, Any]:
     if not drill.restore_runs:
         return {}
-    return {"restore": {"concurrency": max(r.concurrency for r in drill.restore_runs),
-                        "seconds": round(sum(r.seconds for r in drill.restore_runs), 3), **drill.restore_limits}}
+    return {"concurrency": max(r.concurrency for r in drill.restore_runs),
+            "seconds": round(sum(r.seconds for r in drill.restore_runs), 3), **drill.restore_limits,
+            **{f"{key} changed": change for key, change in drill.restore_limits_changed.items()}}
 
 
 def _flag_exposure(drill: Drill, exposure: float) -> None:
@@ -119,3 +123,24 @@ def _uncertain(drill: Drill, rpo: RpoResult | None) -> bool:
             if window is not None and log_.acked_before(tenant.key, store, window[0]) == 0:
                 return True
     return False
+
+
+def restore_sample(outcome: DrillOutcome) -> RestoreSample | None:
+    """What the RTO forecast learns from a recovered scenario: its phase breakdown and the
+    rates the data moved at (Elasticsearch's measured on the data shards, not the canaries)."""
+    if not outcome.snapshot_restores or outcome.rto_seconds is None or outcome.expected_failure:
+        return None
+    snapshot_bytes = sum(s.size_bytes for s in outcome.backup.snapshots) if outcome.backup else 0
+    wall = outcome.snapshot_restore_wall_s
+    if wall is None or snapshot_bytes <= 0:
+        return None
+    canaries = {canary_index(tenant) for tenant in outcome.tenants}
+    data_shards = [shard for r in outcome.snapshot_restores for shard in r.shards if shard.index not in canaries]
+    return RestoreSample(
+        rto_s=outcome.rto_seconds, restore_wall_s=wall, tenants=len(outcome.snapshot_restores),
+        snapshot_bytes=snapshot_bytes,
+        fetch_s=sum(r.fetch_seconds for r in outcome.snapshot_restores),
+        fetched_bytes=sum(r.fetched_bytes for r in outcome.snapshot_restores),
+        copy_s=sum(shard.copy_time_ms for shard in data_shards) / 1000,
+        copied_bytes=sum(shard.bytes_recovered for shard in data_shards),
+        throttle_bps=byte_rate(outcome.recovery_throttle))

@@ -10,7 +10,8 @@ from datetime import datetime
 
 from drdrill import __version__
 from drdrill.adapters.crypto import RECOMMENDED_PBKDF2_ITERATIONS
-from drdrill.core.objectives import Objectives, Verdict, forecast_rto, judge, judge_expected_failure, judge_run
+from drdrill.core.forecast import FORECAST_FACTOR, byte_rate, fit_model
+from drdrill.core.objectives import Objectives, Verdict, judge, judge_expected_failure, judge_run
 from drdrill.core.report import (
     Achieved,
     Evidence,
@@ -27,9 +28,7 @@ from drdrill.core.report import (
 )
 from drdrill.core.timeline import Timeline
 from drdrill.drill.controls import controls
-from drdrill.drill.measurement import DrillOutcome
-
-FORECAST_FACTOR = 10  # how far past the measured size a forecast is shown
+from drdrill.drill.measurement import DrillOutcome, restore_sample
 
 
 @dataclass(frozen=True)
@@ -146,6 +145,12 @@ def _evidence(outcomes: list[DrillOutcome]) -> Evidence:
         evidence.notes.update(outcome.notes)
         if outcome.recovery_throttle is not None:
             evidence.notes["indices.recovery.max_bytes_per_sec"] = outcome.recovery_throttle
+        if outcome.restore_settings:
+            evidence.notes.setdefault("restore", []).append({"scenario": outcome.scenario, **outcome.restore_settings})
+        snapshot_throttles = sorted({s.snapshot_throttle for s in outcome.backup.snapshots if s.snapshot_throttle}
+                                    if outcome.backup else set())
+        if snapshot_throttles:
+            evidence.notes["max_snapshot_bytes_per_sec"] = ", ".join(snapshot_throttles)
         for restore in outcome.snapshot_restores:
             org, ns = restore.tenant.split("/", 1)
             evidence.snapshots.append(SnapshotRef(restore.repository, restore.snapshot, restore.uuid, org, ns))
@@ -167,20 +172,6 @@ def _evidence(outcomes: list[DrillOutcome]) -> Evidence:
     return evidence
 
 
-_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
-
-
-def byte_rate(value: str | None) -> float | None:
-    """Elasticsearch's byte-size setting ("40mb", "1gb", "-1" for unlimited) in bytes."""
-    if not value:
-        return None
-    text = value.strip().lower()
-    for unit in sorted(_UNITS, key=len, reverse=True):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(text[: -len(unit)]) * _UNITS[unit]
-    return None
-
-
 def throttled_restore(outcome: DrillOutcome) -> tuple[float, float] | None:
     """(achieved bytes/s, throttle bytes/s) when Elasticsearch's recovery throttle, not the
     machine, bounded the restore: within 10% of ``indices.recovery.max_bytes_per_sec``."""
@@ -194,9 +185,27 @@ def throttled_restore(outcome: DrillOutcome) -> tuple[float, float] | None:
     return (rate, limit) if rate >= 0.9 * limit else None
 
 
+def throttled_backup(outcome: DrillOutcome) -> tuple[float, float, str] | None:
+    """(achieved bytes/s, throttle bytes/s, the setting) when a snapshot ran at its
+    repository's ``max_snapshot_bytes_per_sec`` (within 10%): the nightly window is then
+    bounded by that setting."""
+    for snap in outcome.backup.snapshots if outcome.backup else ():
+        limit = byte_rate(snap.snapshot_throttle)
+        if limit and snap.snapshot_seconds > 0 and snap.size_bytes / snap.snapshot_seconds >= 0.9 * limit:
+            return snap.size_bytes / snap.snapshot_seconds, limit, str(snap.snapshot_throttle)
+    return None
+
+
 def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
     found: dict[str, Weakness] = {}
     for outcome in outcomes:
+        backup_throttled = throttled_backup(outcome)
+        if backup_throttled is not None:
+            found["snapshot-throttle"] = Weakness(
+                f"a snapshot ran at {backup_throttled[0] / 2**20:.0f} MiB/s, at its repository's "
+                f"max_snapshot_bytes_per_sec={backup_throttled[2]}: at production size the nightly backup's "
+                "duration (and so the data a disaster during it loses) is bounded by that setting",
+                "raise max_snapshot_bytes_per_sec on the tenants' repositories (and re-run the drill)")
         throttled = throttled_restore(outcome)
         if throttled is not None:
             found["throttle"] = Weakness(
@@ -219,20 +228,18 @@ def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
 
 
 def _forecast(outcomes: list[DrillOutcome]) -> Forecast | None:
-    """The RTO at ten times the data this drill restored, and no further: a linear model from
-    one sample says nothing trustworthy about a size orders of magnitude away."""
-    for outcome in outcomes:
-        if not outcome.snapshot_restores or outcome.rto_seconds is None or outcome.expected_failure:
-            continue
-        sample_bytes = sum(s.size_bytes for s in outcome.backup.snapshots) if outcome.backup else 0
-        restore_seconds = sum(r.restore_seconds + r.fetch_seconds for r in outcome.snapshot_restores)
-        if sample_bytes <= 0 or restore_seconds <= 0:
-            continue
-        fixed = max(0.0, outcome.rto_seconds - restore_seconds)
-        target = FORECAST_FACTOR * sample_bytes
-        predicted = forecast_rto(sample_bytes, restore_seconds, fixed, target)
-        basis = (f"{outcome.scenario}: {sample_bytes} bytes restored in {restore_seconds:.2f}s, plus "
-                 f"{fixed:.2f}s that do not grow with the data")
-        return Forecast(sample_bytes, restore_seconds, fixed, target, predicted, basis=basis,
-                        valid_up_to_bytes=target)
-    return None
+    """The RTO of the platform ten times larger (tenants and data), and no further, from the
+    recovered scenarios' own measurements: fitted across them when they restored different
+    sizes, else from the first one's phase breakdown (drdrill.core.forecast)."""
+    samples = [s for s in map(restore_sample, outcomes) if s is not None]
+    if not samples:
+        return None
+    model = fit_model(samples)
+    largest = max(samples, key=lambda s: (s.snapshot_bytes, s.tenants))
+    tenants, nbytes = FORECAST_FACTOR * largest.tenants, FORECAST_FACTOR * largest.snapshot_bytes
+    terms = model.terms(tenants, nbytes)
+    return Forecast(largest.snapshot_bytes, largest.restore_wall_s, model.fixed_s, nbytes,
+                    model.predict(tenants, nbytes), basis=model.basis, valid_up_to_bytes=nbytes,
+                    sample_tenants=largest.tenants, target_tenants=tenants, per_tenant_seconds=model.per_tenant_s,
+                    seconds_per_byte=model.seconds_per_byte, terms={k: round(v, 3) for k, v in terms.items()},
+                    dominant=model.dominant(tenants, nbytes))

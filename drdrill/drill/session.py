@@ -55,8 +55,8 @@ from drdrill.targets.base import SITE_SERVICES, DrillTarget
 
 log = logging.getLogger(__name__)
 
-PLATFORM_PHASES = frozenset({"backup", "deploy-services", "restore-metadata", "restore-snapshots", "verify",
-                             "verify-isolation"})
+PLATFORM_PHASES = frozenset({"backup", "deploy-services", "restore-metadata", "operator-settings",
+                             "restore-snapshots", "verify", "verify-isolation"})
 DISASTERS = {"site loss": SITE_SERVICES, "metadata loss": ["postgres"]}
 
 
@@ -221,6 +221,7 @@ class Drill(Session):
         # How the tenants were restored (concurrency, wall time), and Elasticsearch's limits then.
         self.restore_runs: list[TenantRestores] = []
         self.restore_limits: dict[str, str] = {}
+        self.restore_limits_changed: dict[str, str] = {}
         self.bystanders: dict[str, object] = {}
         # Each tenant's own credentials for the backup store, which its backup uses.
         self.tenant_stores: dict[Tenant, ObjectStore] = {}
@@ -378,6 +379,16 @@ class Drill(Session):
             self.metadata_restores.append(
                 restore_metadata(self.platform, scope, self.restore_password, self.restore_kdf or self.settings.kdf,
                                  workdir=self.workdir, timeout_s=self.settings.wait_budget_s))
+
+    @step
+    def set_recovery_throttle(self, value: str) -> None:
+        """What the runbook's operator may do before restoring: raise Elasticsearch's recovery
+        throttle. Recorded as the scenario's change, beside the value it replaced."""
+        with self.phase("operator-settings"):
+            cluster = self.platform.cluster
+            before = cluster.recovery_throttle()
+            cluster.set_recovery_throttle(value)
+            self.restore_limits_changed[cluster.RECOVERY_THROTTLE] = f"{before} -> {value} (set by the scenario)"
 
     @step
     def restore_snapshots(self, tenants: list[Tenant] | None = None) -> None:

@@ -15,7 +15,7 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("overhead", "restore", "crypto", "scale", "forecast")
+SECTIONS = ("overhead", "restore", "crypto", "scale", "forecast", "parallel")
 
 
 def positive(value: object) -> bool:
@@ -83,5 +83,17 @@ def test_scale_points_and_models(smoke: dict) -> None:
 
 def test_forecast_error(smoke: dict) -> None:
     result = smoke["benchmarks"]["forecast"]
-    assert positive(result["predicted_rto_s"]) and positive(result["actual_rto_s"])
-    assert isinstance(result["relative_error"], float) and math.isfinite(result["relative_error"])
+    assert set(result["directions"]) == {"docs", "tenants"}
+    for direction in result["directions"].values():
+        assert positive(direction["predicted_rto_s"]) and positive(direction["actual_rto_s"])
+        assert isinstance(direction["relative_error"], float) and math.isfinite(direction["relative_error"])
+        assert direction["targets"][0]["dominant"] in ("fixed", "per tenant", "per byte")
+
+
+def test_parallel_restore_arms(smoke: dict) -> None:
+    result = smoke["benchmarks"]["parallel"]
+    arms = result["arms"]
+    assert arms["sequential"]["concurrency"] == 1 and arms["parallel"]["concurrency"] > 1
+    for arm in arms.values():
+        assert arm["n"] >= 1 and positive(arm["rto_s"]) and positive(arm["restore_s_per_tenant"])
+    assert positive(result["ratio_rto"]) and positive(result["ratio_restore"])

@@ -83,10 +83,10 @@ def test_a_canary_write_gives_up(platform, session_stack):
     from datetime import UTC, datetime
 
     def write() -> None:
-        with platform.db.canary_session(write_timeout_s=2) as write_row:
-            write_row("bounded", "waits", 0, datetime.now(UTC))
+        with platform.db.canary_session(write_timeout_s=2) as write_rows:
+            write_rows([("bounded", "waits", 0, datetime.now(UTC))])
             with paused(session_stack):
-                write_row("bounded", "waits", 1, datetime.now(UTC))
+                write_rows([("bounded", "waits", 1, datetime.now(UTC)), ("bounded", "waits2", 1, datetime.now(UTC))])
 
     error = returns(write)
     assert isinstance(error, ServiceError) and "not answered within 2s" in error.message

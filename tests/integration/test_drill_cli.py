@@ -101,6 +101,11 @@ def test_one_tenant_and_custom_objective_scenarios(tmp_path):
     assert checks["tenant acme/staging untouched"] and checks["tenant globex/prod untouched"]
     cucumber = json.loads((report_dir / "cucumber.json").read_text())
     assert len(cucumber) == 2
+    # The custom scenario restored two tenants side by side after raising the throttle.
+    restore = next(r for r in report["evidence"]["notes"]["restore"] if r["scenario"].startswith("Full-site"))
+    assert restore["concurrency"] == 2
+    assert restore["indices.recovery.max_bytes_per_sec"] == "200mb"
+    assert restore["indices.recovery.max_bytes_per_sec changed"].endswith("-> 200mb (set by the scenario)")
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):

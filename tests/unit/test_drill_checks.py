@@ -162,7 +162,8 @@ def test_dump_completeness_needs_the_trailer_of_its_kind():
     assert complete(org, "org1") is True
     assert complete(org, "all") is False  # the whole database is always pg_dump's
     # COMMIT; inside data, then cut
-    assert complete(b"-- drdrill per-organisation export\nBEGIN;\nCOPY t (id) FROM stdin;\nCOMMIT;\n2\n", "org1") is False
+    cut = b"-- drdrill per-organisation export\nBEGIN;\nCOPY t (id) FROM stdin;\nCOMMIT;\n2\n"
+    assert complete(cut, "org1") is False
     # the platform's own per-org script, format unknown
     assert complete(b"INSERT INTO t VALUES (1);\n", "org1") is None
 
@@ -199,7 +200,8 @@ def test_held_back_passes_all_but_the_tail_until_released():
 
 
 def test_byte_rates_and_throttle_detection():
-    from drdrill.drill.reporting import byte_rate, throttled_restore
+    from drdrill.core.forecast import byte_rate
+    from drdrill.drill.reporting import throttled_restore
     from drdrill.drill.restore import SnapshotRestore
 
     assert byte_rate("40mb") == 40 * 2**20 and byte_rate("1.5gb") == 1.5 * 2**30 and byte_rate("512b") == 512
@@ -212,3 +214,27 @@ def test_byte_rates_and_throttle_detection():
     assert throttled_restore(outcome) is not None  # 38 MiB/s against a 40 MiB/s limit
     outcome.recovery_throttle = "400mb"
     assert throttled_restore(outcome) is None
+    # Four tenants restored side by side in 1.05 s: the rate is over the wall time.
+    outcome.snapshot_restores = [restore] * 4
+    outcome.snapshot_restore_wall_s = 1.05
+    outcome.recovery_throttle = "160mb"
+    assert throttled_restore(outcome) is not None
+    outcome.snapshot_restore_wall_s = 4.2  # one after another: a quarter of the throttle
+    assert throttled_restore(outcome) is None
+
+
+def test_a_snapshot_at_its_repository_throttle_is_a_weakness():
+    from drdrill.backups.take import BackupSetResult, SnapshotBackup
+    from drdrill.drill.reporting import _weaknesses, throttled_backup
+
+    def snap(size: int, seconds: float, throttle: str | None) -> SnapshotBackup:
+        return SnapshotBackup("o/n", "r", "s", "u", "SUCCESS", None, None, ("o-n-a",), 0, size, seconds, 0, 0, 0.0,
+                              snapshot_throttle=throttle)
+
+    outcome = _outcome(checks=[], rto=10)
+    outcome.backup = BackupSetResult(T0, (snap(39 * 2**20, 1.0, "40mb"),), ())
+    assert throttled_backup(outcome) is not None
+    assert any("max_snapshot_bytes_per_sec=40mb" in w.summary for w in _weaknesses([outcome]))
+    outcome.backup = BackupSetResult(T0, (snap(10 * 2**20, 1.0, "40mb"), snap(39 * 2**20, 1.0, None)), ())
+    assert throttled_backup(outcome) is None
+    assert not any("max_snapshot" in w.summary for w in _weaknesses([outcome]))

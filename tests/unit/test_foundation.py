@@ -136,3 +136,14 @@ def test_an_older_elasticsearch_is_a_usage_error_naming_it(monkeypatch, server):
     monkeypatch.setattr(cluster, "version", lambda: server)
     with pytest.raises(UsageError, match=f"Elasticsearch {server} .* is not supported"):
         cluster.compatibility()
+
+
+def test_the_wheel_lists_every_package_of_the_source_tree():
+    """setuptools packages are listed by hand (steps/ and features/ are mapped into the
+    package); a new sub-package missing from the list installs as an ImportError."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(init.parent.relative_to(root).parts) for init in (root / "drdrill").rglob("__init__.py")}
+    assert on_disk - listed == set()

@@ -7,7 +7,6 @@ from drdrill.core.objectives import (
     achieved_rpo,
     achieved_rto,
     backup_exposure,
-    forecast_rto,
     judge,
 )
 from drdrill.errors import EXIT_FAILED, EXIT_HARNESS, EXIT_PASSED, ConfigError
@@ -113,14 +112,6 @@ def test_harness_error_wins_over_everything():
     assert v.status == "error"
     assert v.exit_status == EXIT_HARNESS
     assert "harness" in v.reasons[0]
-
-
-def test_forecast_rto_linear_model():
-    # 1 GiB restored in 60 s plus 300 s fixed -> 100 GiB: 300 + 6000.
-    assert forecast_rto(2**30, 60.0, 300.0, 100 * 2**30) == pytest.approx(6300.0)
-    assert forecast_rto(1000, 10.0, 5.0, 0) == 5.0
-    with pytest.raises(ValueError):
-        forecast_rto(0, 10.0, 5.0, 100)
 
 
 def test_an_objective_check_is_the_verdicts_own_rule():
