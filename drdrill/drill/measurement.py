@@ -55,7 +55,9 @@ class DrillOutcome:
 
 
 def measure(drill: Drill) -> DrillOutcome:
-    window = drill.timeline.recovery_window()
+    # Scenarios of a run share a timeline: without a disaster of its own, an earlier
+    # scenario's is not this one's.
+    window = drill.timeline.recovery_window() if drill.disaster_kind is not None else None
     rto = rpo = exposure = None
     harness_error = any(p.kind == "error" for p in drill.problems)
     if window is not None:

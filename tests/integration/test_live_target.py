@@ -223,14 +223,16 @@ def test_the_platforms_own_repository_registrations_are_never_touched(staging, t
 
 def test_ctrl_c_mid_restore_leaves_nothing_behind(staging, tmp_path, unchanged):
     report_dir = tmp_path / "interrupted"
+    # One tenant at a time, interrupted once the first is back: the others are mid-restore.
+    config = tmp_path / "one-at-a-time.toml"
+    config.write_text(staging.config.read_text() + "\n[restore]\nconcurrency = 1\n")
     proc = subprocess.Popen([sys.executable, "-m", "drdrill", "run", "--target", "live", "--config",
-                             str(staging.config), "--report-dir", str(report_dir), "--project-dir", str(tmp_path)],
+                             str(config), "--report-dir", str(report_dir), "--project-dir", str(tmp_path)],
                             cwd=ROOT, env=staging.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
-        if "restored beside the live indices" in line:  # the restore step has begun
-            time.sleep(0.2)
+        if f"restored 1/{len(TENANTS)} tenants" in line:
             proc.send_signal(signal.SIGINT)
             break
     out, _ = proc.communicate(timeout=300)
