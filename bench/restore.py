@@ -23,7 +23,8 @@ from bench.context import Bench
 from drdrill.adapters.platform import Platform
 from drdrill.backups.take import backup_snapshot
 from drdrill.core.layout import Tenant, TenantIndices
-from drdrill.drill.restore import restore_copies, restore_tenant
+from drdrill.drill.restore import restore_copies
+from drdrill.drill.snapshot_restore import restore_tenant
 
 THROTTLE = "indices.recovery.max_bytes_per_sec"
 RAISED = "100gb"  # far above any disk or loopback on this class of machine: effectively no throttle

@@ -1,14 +1,12 @@
-"""Elasticsearch: snapshot repositories, snapshots, restores, health and counts."""
+"""Elasticsearch: health, settings, indices and documents; the snapshot side (repositories,
+snapshots, restores) is :mod:`drdrill.adapters.es_snapshots`, which :class:`SearchCluster` inherits."""
 
 from __future__ import annotations
 
 import base64
 import logging
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from elastic_transport import ConnectionError as TransportConnectionError
@@ -16,46 +14,14 @@ from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from elasticsearch import __versionstr__ as elasticsearch_version
 
-from drdrill.core.completeness import snapshot_is_complete
+from drdrill.adapters.es_snapshots import ShardRecovery, ShardState, SnapshotOps
 from drdrill.errors import ServiceError, UsageError
+
+__all__ = ["IndexState", "SearchCluster", "ShardRecovery", "ShardState"]
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_MAJORS = (8, 9)
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    repository: str
-    name: str
-    uuid: str
-    state: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    indices: tuple[str, ...]
-    shards_total: int
-    shards_failed: int
-    failures: tuple[str, ...] = ()
-    # The user metadata the snapshot was taken with (drdrill tags its own).
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return snapshot_is_complete(self.state, self.shards_failed, self.shards_total)
-
-
-@dataclass(frozen=True)
-class ShardRecovery:
-    index: str
-    shard: int
-    stage: str
-    kind: str
-    total_time_ms: int
-    bytes_recovered: int
-    # Of total_time_ms, the time spent copying the shard's files (the part that grows with its
-    # size), and how long the recovery throttle held it back.
-    copy_time_ms: int = 0
-    throttled_ms: int = 0
 
 
 @dataclass
@@ -66,29 +32,7 @@ class IndexState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _ms_to_dt(value: Any) -> datetime | None:
-    if value in (None, 0, "0"):
-        return None
-    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-
-
-def snapshot_from_api(repository: str, data: dict[str, Any]) -> SnapshotInfo:
-    shards = data.get("shards", {})
-    failures = tuple(
-        f"{f.get('index')}[{f.get('shard_id')}]: {f.get('reason')}" for f in data.get("failures", []) or []
-    )
-    return SnapshotInfo(
-        repository=repository, name=data["snapshot"], uuid=data.get("uuid", ""), state=data.get("state", "UNKNOWN"),
-        started_at=_ms_to_dt(data.get("start_time_in_millis")), finished_at=_ms_to_dt(data.get("end_time_in_millis")),
-        indices=tuple(sorted(data.get("indices", []))), shards_total=int(shards.get("total", 0)),
-        shards_failed=int(shards.get("failed", 0)), failures=failures, metadata=dict(data.get("metadata") or {}),
-    )
-
-
-Progress = Callable[[str], None]
-
-
-class SearchCluster:
+class SearchCluster(SnapshotOps):
     """One Elasticsearch cluster. The constructor does no I/O."""
 
     # How often a long call says how far it got (a steady pace: a CI log is not flooded).
@@ -236,6 +180,17 @@ class SearchCluster:
         self._call("set the recovery throttle", self.client.cluster.put_settings,
                    transient={self.RECOVERY_THROTTLE: value})
 
+    def cluster_state_updates(self) -> tuple[int, float]:
+        """How many cluster states the master has published since it started, and the
+        milliseconds their publication took (commit included: each is written to disk)."""
+        data = self._call("read node stats", self.client.nodes.stats, metric="discovery")
+        count, millis = 0, 0.0
+        for node in data.get("nodes", {}).values():
+            success = (node.get("discovery", {}).get("cluster_state_update") or {}).get("success") or {}
+            count += int(success.get("count", 0))
+            millis += float(success.get("publication_time_millis", 0))
+        return count, millis
+
     def allocation_problem(self) -> str | None:
         """Why a shard is unassigned, in Elasticsearch's words, or None if none is."""
         try:
@@ -359,163 +314,6 @@ class SearchCluster:
             self._call(f"delete indices {batch}", self.client.indices.delete, index=batch, ignore_unavailable=True)
         return names
 
-    # --- repositories and snapshots ------------------------------------------------------
-
-    def register_fs_repository(self, name: str, location: str, *, readonly: bool = False) -> None:
-        self._call(f"register repository {name}", self.client.snapshot.create_repository, name=name,
-                   repository={"type": "fs", "settings": {"location": location, "readonly": readonly,
-                                                           "compress": True}})
-
-    def register_s3_repository(self, name: str, bucket: str, base_path: str, *, readonly: bool = False) -> None:
-        self._call(f"register repository {name}", self.client.snapshot.create_repository, name=name,
-                   repository={"type": "s3", "settings": {"bucket": bucket, "base_path": base_path.rstrip("/"),
-                                                           "readonly": readonly, "compress": True}})
-
-    # Elasticsearch's documented default for a repository without max_snapshot_bytes_per_sec.
-    DEFAULT_SNAPSHOT_THROTTLE = "40mb"
-
-    def snapshot_throttle(self, repository: str) -> str:
-        """The repository's ``max_snapshot_bytes_per_sec``: its own setting or the default."""
-        settings = (self.repositories().get(repository) or {}).get("settings") or {}
-        return str(settings.get("max_snapshot_bytes_per_sec") or self.DEFAULT_SNAPSHOT_THROTTLE)
-
-    def repositories(self) -> dict[str, dict[str, Any]]:
-        """Registered snapshot repositories: name → {type, settings}."""
-        return dict(self._call("list repositories", self.client.snapshot.get_repository))
-
-    def delete_repository(self, name: str) -> None:
-        try:
-            self.client.snapshot.delete_repository(name=name)
-        except NotFoundError:
-            return
-
-    def create_snapshot(self, repository: str, name: str, indices: list[str], timeout_s: float, *,
-                        metadata: dict[str, Any] | None = None, progress: Progress | None = None) -> SnapshotInfo:
-        """Snapshot exactly ``indices`` (names, never a pattern) and wait for the result;
-        ``progress`` hears how far it got, from the snapshot status API, while it runs."""
-        result = self._while_reporting(
-            lambda: self._call(
-                f"snapshot {repository}/{name}",
-                self.client.options(request_timeout=timeout_s).snapshot.create,
-                repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
-                wait_for_completion=True, metadata=metadata,
-            ), lambda: self._snapshot_progress(repository, name), progress, f"snapshot {name}")
-        return snapshot_from_api(repository, result["snapshot"])
-
-    def _snapshot_progress(self, repository: str, name: str) -> str | None:
-        data = self.client.snapshot.status(repository=repository, snapshot=name)
-        stats = (data.get("snapshots") or [{}])[0].get("stats", {})
-        done, total = stats.get("processed", {}), stats.get("total", {})
-        if not total.get("size_in_bytes"):
-            return None
-        return (f"{_mib(done.get('size_in_bytes', 0))}/{_mib(total['size_in_bytes'])} MiB, "
-                f"{done.get('file_count', 0)}/{total.get('file_count', 0)} files")
-
-    def _recovery_progress(self, indices: list[str]) -> str | None:
-        data = self.client.indices.recovery(index=",".join(indices), active_only=True)
-        parts = []
-        for index, body in sorted(data.items()):
-            for shard in body.get("shards", []):
-                size, files = shard.get("index", {}).get("size", {}), shard.get("index", {}).get("files", {})
-                parts.append(f"{index}[{shard.get('id')}] {shard.get('stage', '?').lower()} "
-                             f"{_mib(size.get('recovered_in_bytes', 0))}/{_mib(size.get('total_in_bytes', 0))} MiB, "
-                             f"{files.get('recovered', 0)}/{files.get('total', 0)} files")
-        return "; ".join(parts[:4]) + (f"; ... {len(parts) - 4} more shards" if len(parts) > 4 else "") or None
-
-    def _while_reporting(self, call: Callable[[], Any], poll: Callable[[], str | None], progress: Progress | None,
-                         what: str) -> Any:
-        """Run a blocking call (its answer stays the source of truth) and, while it runs, tell
-        ``progress`` what the status API says, every :attr:`progress_interval_s`."""
-        if progress is None:
-            return call()
-        outcome: list[Any] = []
-        failure: list[BaseException] = []
-
-        def worker() -> None:
-            try:
-                outcome.append(call())
-            except BaseException as exc:
-                failure.append(exc)
-
-        thread = threading.Thread(target=worker, name=f"es-{what}", daemon=True)
-        started = time.monotonic()
-        thread.start()
-        while thread.is_alive():
-            thread.join(self.progress_interval_s)
-            if thread.is_alive():
-                try:
-                    state = poll()
-                except Exception as exc:  # progress is informative; the call itself decides
-                    state = f"status unavailable ({type(exc).__name__})"
-                progress(f"{what}: {state or 'starting'} ({time.monotonic() - started:.0f}s)")
-        if failure:
-            raise failure[0]
-        return outcome[0]
-
-    def snapshots(self, repository: str) -> list[SnapshotInfo]:
-        data = self._call(f"list snapshots of {repository}", self.client.snapshot.get,
-                          repository=repository, snapshot="_all")
-        return sorted((snapshot_from_api(repository, s) for s in data.get("snapshots", [])),
-                      key=lambda s: (s.started_at or datetime.min.replace(tzinfo=UTC), s.name))
-
-    def snapshot_size(self, repository: str, name: str) -> int:
-        data = self._call(f"snapshot status {name}", self.client.snapshot.status, repository=repository,
-                          snapshot=name)
-        stats = data["snapshots"][0].get("stats", {})
-        return int(stats.get("total", {}).get("size_in_bytes", 0))
-
-    def delete_snapshot(self, repository: str, name: str) -> None:
-        self._call(f"delete snapshot {name}", self.client.snapshot.delete, repository=repository, snapshot=name)
-
-    def restore(self, repository: str, name: str, indices: list[str], timeout_s: float, *,
-                rename_prefix: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
-        """Restore and wait for completion; returns the shard summary Elasticsearch reports.
-
-        ``rename_prefix``: restore beside the originals, as ``<prefix><name>``, without their
-        aliases and with no replica (an isolated copy for a restore test on a live cluster)."""
-        extra: dict[str, Any] = {}
-        if rename_prefix is not None:
-            extra = {"rename_pattern": "(.+)", "rename_replacement": rename_prefix + "$1", "include_aliases": False,
-                     "index_settings": {"index.number_of_replicas": 0}}
-        restored = [f"{rename_prefix or ''}{index}" for index in indices]
-        result = self._while_reporting(
-            lambda: self._call(
-                f"restore {repository}/{name}",
-                self.client.options(request_timeout=timeout_s).snapshot.restore,
-                repository=repository, snapshot=name, indices=",".join(indices), include_global_state=False,
-                wait_for_completion=True, **extra,
-            ), lambda: self._recovery_progress(restored), progress, f"restore {name}")
-        return dict(result.get("snapshot", {}))
-
-    def snapshot(self, repository: str, name: str) -> SnapshotInfo:
-        data = self._call(f"read snapshot {repository}/{name}", self.client.snapshot.get, repository=repository,
-                          snapshot=name)
-        return snapshot_from_api(repository, data["snapshots"][0])
-
-    def aliases(self) -> dict[str, list[str]]:
-        """Alias → indices (hidden and system indices aside)."""
-        data = self._call("list aliases", self.client.indices.get_alias, expand_wildcards="open,closed")
-        found: dict[str, list[str]] = {}
-        for index, body in data.items():
-            for alias in body.get("aliases", {}):
-                found.setdefault(alias, []).append(index)
-        return {alias: sorted(indices) for alias, indices in found.items()}
-
-    def recoveries(self, indices: list[str]) -> list[ShardRecovery]:
-        data = self._call("recovery status", self.client.indices.recovery, index=",".join(indices))
-        out = []
-        for index, body in data.items():
-            for shard in body.get("shards", []):
-                files = shard.get("index", {})
-                size = files.get("size", {})
-                out.append(ShardRecovery(index, int(shard["id"]), shard.get("stage", "?"), shard.get("type", "?"),
-                                         int(shard.get("total_time_in_millis", 0)),
-                                         int(size.get("recovered_in_bytes", 0)),
-                                         copy_time_ms=int(files.get("total_time_in_millis", 0)),
-                                         throttled_ms=int(files.get("target_throttle_time_in_millis", 0))
-                                         + int(files.get("source_throttle_time_in_millis", 0))))
-        return out
-
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -542,9 +340,6 @@ def _root_cause(details: str) -> str | None:
     name, _, message = cause.partition(": ")
     return f"{name.rsplit('.', 1)[-1]}: {message}"[:300]
 
-
-def _mib(value: Any) -> str:
-    return f"{int(value) / 2**20:.1f}"
 
 
 def _reason(exc: ApiError) -> str:

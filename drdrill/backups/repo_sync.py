@@ -15,10 +15,15 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from drdrill.adapters.s3 import ObjectStore
+from drdrill.adapters.s3 import ObjectInfo, ObjectStore
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +64,12 @@ def publish(store: ObjectStore, local_root: Path, prefix: str) -> SyncStats:
     local = _local_files(local_root)
     todo = [rel for rel, path in local.items()
             if rel == "index.latest" or remote.get(rel) != path.stat().st_size]
-    todo.sort(key=lambda rel: (_publish_rank(rel), rel))
     sent = 0
-    for rel in todo:
-        store.upload_file(local[rel], prefix + rel)
-        sent += local[rel].stat().st_size
+    # Rank by rank: every data blob is in the store before a root blob that names it.
+    for rank in (0, 1, 2):
+        batch = sorted(rel for rel in todo if _publish_rank(rel) == rank)
+        _each(lambda rel: store.upload_file(local[rel], prefix + rel), batch)
+        sent += sum(local[rel].stat().st_size for rel in batch)
     stats = SyncStats(len(todo), sent, time.monotonic() - started, len(local) - len(todo))
     log.info("published %d blobs (%d bytes) to %s in %.2fs", stats.objects, stats.bytes, prefix, stats.seconds)
     return stats
@@ -75,7 +81,7 @@ def fetch(store: ObjectStore, prefix: str, local_root: Path, *, owner: tuple[int
     started = time.monotonic()
     local_root.mkdir(parents=True, exist_ok=True)
     _own(local_root, owner)
-    count = size = skipped = 0
+    todo, skipped = [], 0
     for obj in store.list(prefix):
         rel = obj.key[len(prefix):]
         if not rel or rel.endswith("/"):
@@ -85,15 +91,34 @@ def fetch(store: ObjectStore, prefix: str, local_root: Path, *, owner: tuple[int
             skipped += 1
             continue
         _make_dirs(target.parent, local_root, owner)
+        todo.append((obj, target))
+
+    def download(item: tuple[ObjectInfo, Path]) -> None:
+        obj, target = item
         tmp = target.with_name(f".{target.name}.part")
-        store.download_file(obj.key, tmp)
+        store.download_file(obj.key, tmp, size=obj.size)
         os.replace(tmp, target)
         _own(target, owner)
-        count += 1
-        size += obj.size
-    stats = SyncStats(count, size, time.monotonic() - started, skipped)
+
+    _each(download, todo)
+    stats = SyncStats(len(todo), sum(obj.size for obj, _ in todo), time.monotonic() - started, skipped)
     log.info("fetched %d blobs (%d bytes) from %s in %.2fs", stats.objects, stats.bytes, prefix, stats.seconds)
     return stats
+
+
+# Objects copied at once: a repository is many small blobs, each a round trip.
+COPY_THREADS = 8
+
+
+def _each(action: Callable[[T], None], items: Sequence[T]) -> None:
+    """``action`` on every item, :data:`COPY_THREADS` at a time; the first failure is raised."""
+    if len(items) <= 1:
+        for item in items:
+            action(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(COPY_THREADS, len(items)), thread_name_prefix="copy") as pool:
+        for future in [pool.submit(action, item) for item in items]:
+            future.result()
 
 
 def local_blobs(local_root: Path) -> set[str]:

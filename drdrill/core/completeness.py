@@ -9,6 +9,9 @@ restore alike (pure: the callers bring what they read from Elasticsearch or the 
   interrupted. The platform's own dumps never have a record; they count as complete here and
   are proven (or not) by decryption and pg_dump's trailer, and the report says the record was
   missing.
+* A **restore** of a snapshot is complete when every primary it restores has started and no
+  copy of its indices is still unassigned or initialising (green); it has failed when a primary
+  could not be recovered (Elasticsearch does not retry a failed restore); else it is pending.
 * A **dump's content** is complete when it ends with the trailer its kind always ends with, as
   its final line: pg_dump's for the whole database, drdrill's export or pg_dump's for an
   organisation (told by the header). The restore holds the last bytes back from psql until this
@@ -17,6 +20,9 @@ restore alike (pure: the callers bring what they read from Elasticsearch or the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Literal
+
 from drdrill.core.layout import ALL_SCOPE
 
 SUCCESS = "SUCCESS"
@@ -24,6 +30,23 @@ SUCCESS = "SUCCESS"
 
 def snapshot_is_complete(state: str, shards_failed: int = 0, shards_total: int | None = None) -> bool:
     return state == SUCCESS and shards_failed == 0 and (shards_total is None or shards_total > 0)
+
+
+RestoreProgress = Literal["complete", "failed", "pending"]
+# Why Elasticsearch left a shard copy unassigned when a recovery of it failed.
+ALLOCATION_FAILED = "ALLOCATION_FAILED"
+
+
+def restore_progress(copies: Iterable[tuple[bool, str, str | None]], expected_primaries: int) -> RestoreProgress:
+    """From (primary, state, unassigned reason) of every shard copy of a restore's indices."""
+    copies = list(copies)
+    primaries = [(state, reason) for primary, state, reason in copies if primary]
+    if any(state == "UNASSIGNED" and reason == ALLOCATION_FAILED for state, reason in primaries):
+        return "failed"
+    started = sum(1 for state, _ in primaries if state == "STARTED")
+    if started >= expected_primaries > 0 and all(state == "STARTED" for _, state, _ in copies):
+        return "complete"
+    return "pending"
 
 
 def dump_is_complete(size_bytes: int, *, has_checksum: bool, drdrill_naming: bool) -> bool:

@@ -15,7 +15,8 @@ from drdrill.core.report import Problem
 from drdrill.core.timeline import Timeline
 from drdrill.drill import checks as chk
 from drdrill.drill.canary import STORES, canary_index, newest_surviving
-from drdrill.drill.restore import MetadataRestore, SnapshotRestore
+from drdrill.drill.restore import MetadataRestore
+from drdrill.drill.snapshot_restore import SnapshotRestore
 from drdrill.drill.verification import canary_window
 from drdrill.errors import DrdrillError
 

@@ -26,15 +26,9 @@ from drdrill.core.report import Problem
 from drdrill.drill import checks as chk
 from drdrill.drill.dumps import FetchedDump, check_dump, fetch_dump, load_dump, newest_dump
 from drdrill.drill.measurement import DrillOutcome
-from drdrill.drill.restore import (
-    MetadataRestore,
-    SnapshotRestore,
-    TenantRestoreJob,
-    restore_copies,
-    restore_tenants,
-    scratch_database_name,
-)
+from drdrill.drill.restore import MetadataRestore, restore_copies, scratch_database_name
 from drdrill.drill.session import Session, step
+from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, restore_tenants
 from drdrill.errors import BackupIntegrityError, RestoreFailed, UsageError, VerificationFailed
 
 if TYPE_CHECKING:

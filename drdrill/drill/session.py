@@ -32,15 +32,8 @@ from drdrill.drill.canary import STORES, CanaryLog, CanaryWriter, canary_index
 from drdrill.drill.diagnosis import Diagnosis, diagnose
 from drdrill.drill.isolation import isolation_checks
 from drdrill.drill.measurement import DrillOutcome, measure
-from drdrill.drill.restore import (
-    MetadataRestore,
-    SnapshotRestore,
-    TenantRestoreJob,
-    TenantRestores,
-    restore_metadata,
-    restore_tenant_rows,
-    restore_tenants,
-)
+from drdrill.drill.restore import MetadataRestore, restore_metadata, restore_tenant_rows
+from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, TenantRestores, restore_tenants
 from drdrill.errors import (
     DrdrillError,
     HarnessError,

@@ -621,7 +621,7 @@ def test_an_index_claimed_by_two_tenants_is_refused_before_any_backup(platform, 
 def test_the_restore_refuses_a_snapshot_holding_another_tenants_index(platform, seed, unique):
     """The restore's foreign-index check asks the same map: a repository that holds another
     tenant's index (a mis-pathed backup job) is refused before anything is restored."""
-    from drdrill.drill.restore import restore_tenant
+    from drdrill.drill.snapshot_restore import restore_tenant
     from drdrill.errors import RestoreFailed
 
     tenant, other = Tenant(f"o{unique}", "ns1"), Tenant(f"o{unique}", "ns1-x")
@@ -639,7 +639,7 @@ def test_the_restore_refuses_a_snapshot_holding_another_tenants_index(platform, 
 
 
 def test_tenants_restore_side_by_side_and_one_failing_tenant_does_not_hide_the_others(platform, seed, unique):
-    from drdrill.drill.restore import TenantRestoreJob, restore_tenants
+    from drdrill.drill.snapshot_restore import TenantRestoreJob, restore_tenants
     from drdrill.errors import RestoreFailed
 
     tenants = [Tenant(f"o{unique}", f"ns{n}") for n in range(1, 4)]

@@ -202,7 +202,7 @@ def test_held_back_passes_all_but_the_tail_until_released():
 def test_byte_rates_and_throttle_detection():
     from drdrill.core.forecast import byte_rate
     from drdrill.drill.reporting import throttled_restore
-    from drdrill.drill.restore import SnapshotRestore
+    from drdrill.drill.snapshot_restore import SnapshotRestore
 
     assert byte_rate("40mb") == 40 * 2**20 and byte_rate("1.5gb") == 1.5 * 2**30 and byte_rate("512b") == 512
     assert byte_rate("-1") is None and byte_rate(None) is None
@@ -238,3 +238,36 @@ def test_a_snapshot_at_its_repository_throttle_is_a_weakness():
     outcome.backup = BackupSetResult(T0, (snap(10 * 2**20, 1.0, "40mb"), snap(39 * 2**20, 1.0, None)), ())
     assert throttled_backup(outcome) is None
     assert not any("max_snapshot" in w.summary for w in _weaknesses([outcome]))
+
+
+def test_a_restore_is_complete_only_when_every_copy_started():
+    from drdrill.core.completeness import ALLOCATION_FAILED, restore_progress
+
+    assert restore_progress([(True, "STARTED", None), (True, "STARTED", None)], 2) == "complete"
+    # Not every primary there yet (the restore not yet in the cluster state), or one still recovering.
+    assert restore_progress([(True, "STARTED", None)], 2) == "pending"
+    assert restore_progress([], 1) == "pending"
+    assert restore_progress([(True, "STARTED", None), (True, "INITIALIZING", None)], 2) == "pending"
+    # Queued by Elasticsearch (node_initial_primaries_recoveries): waiting, not failed.
+    assert restore_progress([(True, "UNASSIGNED", "NEW_INDEX_RESTORED")], 1) == "pending"
+    # A replica still unassigned: not green, so not complete.
+    assert restore_progress([(True, "STARTED", None), (False, "UNASSIGNED", "NEW_INDEX_RESTORED")], 1) == "pending"
+    # A primary whose recovery failed: Elasticsearch does not retry a failed restore.
+    assert restore_progress([(True, "STARTED", None), (True, "UNASSIGNED", ALLOCATION_FAILED)], 2) == "failed"
+
+
+def test_isolation_is_tried_on_every_pair_while_few_then_on_neighbours():
+    from drdrill.core.layout import Tenant
+    from drdrill.drill.isolation import ALL_PAIRS_UP_TO, neighbours
+
+    few = [Tenant(f"o{n}", "ns") for n in range(ALL_PAIRS_UP_TO)]
+    assert all(len(neighbours(t, few)) == len(few) - 1 for t in few)
+    many = [Tenant(f"o{n // 3:04d}", f"ns{n % 3}") for n in range(1000)]
+    tried = {t: neighbours(t, many) for t in many}
+    assert max(len(v) for v in tried.values()) <= 5 and all(t not in v for t, v in tried.items())
+    # The same organisation's other namespaces first, and always one tenant of another organisation.
+    first = Tenant("o0000", "ns0")
+    assert {Tenant("o0000", "ns1"), Tenant("o0000", "ns2")} <= set(tried[first])
+    assert all(any(o.org_id != t.org_id for o in v) for t, v in tried.items())
+    # Every tenant's path is tried by somebody else's credentials too.
+    assert set(many) == {o for v in tried.values() for o in v}
