@@ -226,20 +226,28 @@ class SearchCluster(SnapshotOps):
                 for r in listed}
 
     def indices_named(self, names: list[str]) -> dict[str, IndexState]:
-        """The named indices that exist (a missing one is simply absent from the result)."""
+        """The named indices that exist (a missing one is simply absent from the result). A few
+        are asked for by name (as ``name*``: a pattern is never "not found"); many, by listing
+        all of them once."""
         wanted = set(names)
         if not wanted:
             return {}
-        return {name: state for name, state in self.indices("*").items() if name in wanted}
+        listed: dict[str, IndexState] = {}
+        if len(wanted) > LIST_ALL_ABOVE:
+            listed = self.indices("*")
+        else:
+            for batch in _batches(sorted(wanted), suffix="*"):
+                listed.update(self.indices(",".join(f"{name}*" for name in batch)))
+        return {name: state for name, state in listed.items() if name in wanted}
 
     def index_uuids(self, names: list[str]) -> dict[str, str]:
         """``index.uuid`` of each named index that exists: a re-created index gets a new one."""
-        present = sorted(self.indices_named(names))
-        if not present:
-            return {}
-        data = self._call("read index settings", self.client.indices.get_settings, index=",".join(present),
-                          name="index.uuid")
-        return {index: body["settings"]["index"]["uuid"] for index, body in data.items()}
+        found: dict[str, str] = {}
+        for batch in _batches(sorted(self.indices_named(names))):
+            data = self._call("read index settings", self.client.indices.get_settings, index=",".join(batch),
+                              name="index.uuid")
+            found.update({index: body["settings"]["index"]["uuid"] for index, body in data.items()})
+        return found
 
     def bulk_index(self, documents: Any, *, chunk_size: int = 5000) -> int:
         """Index ``documents`` (bulk actions with ``_index``/``_id``/``_source``); returns how
@@ -318,6 +326,25 @@ class SearchCluster(SnapshotOps):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+# Elasticsearch refuses a request line over 4 KB (http.max_initial_line_length): index names
+# go in batches that keep well under it; above this many, listing every index is cheaper.
+_URL_NAMES_CHARS = 3000
+LIST_ALL_ABOVE = 200
+
+
+def _batches(names: list[str], *, suffix: str = "") -> list[list[str]]:
+    batches: list[list[str]] = []
+    length = 0
+    for name in names:
+        cost = len(name) + len(suffix) + 3  # the comma, URL-encoded
+        if not batches or length + cost > _URL_NAMES_CHARS:
+            batches.append([])
+            length = 0
+        batches[-1].append(name)
+        length += cost
+    return batches
 
 
 def _health_text(data: Any) -> str:

@@ -12,7 +12,10 @@ measured (pure).
   target mirrors it) plus Elasticsearch copying the shard files, at the rate the drill
   measured or at the recovery throttle, whichever is slower. Elasticsearch's copy rate is
   measured on the data shards' file-copy time, which excludes each shard's fixed costs (that
-  is what made a purely proportional forecast 47 % too high).
+  is what made a purely proportional forecast 47 % too high), and only on copies big enough to
+  show a rate (a shard of 1 MiB, a repository of 4 MiB): a small copy's time is latency, which
+  the per-tenant term already holds. With no copy that big, Elasticsearch's part moves at the
+  throttle and the object store's is not counted apart.
 
 From one drill the terms come from its phase breakdown; from drills of two or more sizes the
 per-byte and per-tenant terms are fitted across them (least squares). The forecast is never
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 from statistics import median
 
 FORECAST_FACTOR = 10  # how far past the measured size a forecast is offered
+MEASURABLE_SHARD_BYTES = 2**20
+MEASURABLE_FETCH_BYTES = 4 * 2**20
 
 _BYTE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from drdrill.adapters import crypto
 from drdrill.backups.take import BackupSetResult
-from drdrill.core.forecast import RestoreSample, byte_rate
+from drdrill.core.forecast import MEASURABLE_FETCH_BYTES, MEASURABLE_SHARD_BYTES, RestoreSample, byte_rate
 from drdrill.core.layout import Tenant
 from drdrill.core.objectives import Objectives, RpoResult, achieved_rpo, achieved_rto, backup_exposure
 from drdrill.core.report import Problem
@@ -138,12 +138,14 @@ def restore_sample(outcome: DrillOutcome) -> RestoreSample | None:
     if wall is None or snapshot_bytes <= 0:
         return None
     canaries = {canary_index(tenant) for tenant in outcome.tenants}
-    data_shards = [shard for r in outcome.snapshot_restores for shard in r.shards if shard.index not in canaries]
+    # Rates only from copies big enough to show one: a small one's time is its fixed costs.
+    data_shards = [shard for r in outcome.snapshot_restores for shard in r.shards
+                   if shard.index not in canaries and shard.bytes_recovered >= MEASURABLE_SHARD_BYTES]
+    fetches = [r for r in outcome.snapshot_restores if r.fetched_bytes >= MEASURABLE_FETCH_BYTES]
     return RestoreSample(
         rto_s=outcome.rto_seconds, restore_wall_s=wall, tenants=len(outcome.snapshot_restores),
         snapshot_bytes=snapshot_bytes,
-        fetch_s=sum(r.fetch_seconds for r in outcome.snapshot_restores),
-        fetched_bytes=sum(r.fetched_bytes for r in outcome.snapshot_restores),
+        fetch_s=sum(r.fetch_seconds for r in fetches), fetched_bytes=sum(r.fetched_bytes for r in fetches),
         copy_s=sum(shard.copy_time_ms for shard in data_shards) / 1000,
         copied_bytes=sum(shard.bytes_recovered for shard in data_shards),
         throttle_bps=byte_rate(outcome.recovery_throttle))

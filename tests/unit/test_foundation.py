@@ -147,3 +147,13 @@ def test_the_wheel_lists_every_package_of_the_source_tree():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {".".join(init.parent.relative_to(root).parts) for init in (root / "drdrill").rglob("__init__.py")}
     assert on_disk - listed == set()
+
+
+def test_index_names_go_to_elasticsearch_in_batches_that_fit_a_request_line():
+    from drdrill.adapters.elasticsearch import _URL_NAMES_CHARS, _batches
+
+    names = [f"org{n:04d}-ns1-data-000" for n in range(1000)]
+    batches = _batches(names, suffix="*")
+    assert [n for b in batches for n in b] == names and len(batches) > 1
+    assert all(len(",".join(f"{n}*" for n in b)) <= _URL_NAMES_CHARS for b in batches)
+    assert _batches([]) == [] and _batches(["a"]) == [["a"]]
