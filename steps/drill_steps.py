@@ -57,6 +57,24 @@ def nightly_backup(drill):
     drill.take_backup()
 
 
+@given(parsers.parse("the nightly backup has run on each of the last {nights:d} nights"))
+def nightly_backups(drill, nights):
+    if nights < 1:
+        raise ConfigError("nights", f"{nights} is not a positive number of nights")
+    drill.take_backup(nights)
+
+
+@when(parsers.parse("the retention policy of {days:d} days is applied"))
+def retention_applied(drill, days):
+    drill.apply_retention(days)
+
+
+@then(parsers.parse("every tenant and the metadata keep a recovery point for each of the last {days:d} days "
+                    "and nothing older"))
+def retention_holds(drill, days):
+    drill.check_retention(days)
+
+
 # --- the disaster ------------------------------------------------------------------------
 
 

@@ -150,7 +150,7 @@ def newest_complete_snapshot(entries: list[SnapshotEntry]) -> SnapshotEntry | No
 
 
 def recovery_points(store: ObjectStore, tenants: list[Tenant], *,
-                    tagged_snapshots: set[tuple[str, str]] | None = None) -> list[RecoveryPoint]:
+                    tagged_snapshots: set[tuple[str, str]] | None = None, dumps: bool = True) -> list[RecoveryPoint]:
     """Everything retention may consider. "Created by drdrill" needs drdrill's tag, not just its
     naming: ``tagged_snapshots`` holds ``(tenant key, name)`` of snapshots whose metadata says
     so (only Elasticsearch can read that), and a dump's object metadata is read here."""
@@ -167,7 +167,7 @@ def recovery_points(store: ObjectStore, tenants: list[Tenant], *,
                 kind="snapshot", scope=tenant.key, name_or_key=snap.name, taken_at=taken_at,
                 complete=snap.complete, created_by_drdrill=(tenant.key, snap.name) in tagged,
             ))
-    for entry in metadata_entries(store):
+    for entry in metadata_entries(store) if dumps else ():
         points.append(RecoveryPoint.metadata(entry.key, complete=entry.complete,
                                              created_by_drdrill=entry.drdrill_naming and _tagged(store, entry.key),
                                              has_checksum=entry.has_checksum))

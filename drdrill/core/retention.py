@@ -194,3 +194,39 @@ def _keep_reason(
             return f"incomplete, but {point.scope} has no complete backup"
         return f"incomplete but newer than the newest complete backup of {point.scope}"
     return None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a scope's recovery points cover of the retention window (UTC days)."""
+
+    kind: PointKind
+    scope: str
+    missing_days: int  # of the last keep_days days, those without a complete point
+    older: tuple[str, ...]  # points older than the window that the policy did not need to keep
+
+    @property
+    def label(self) -> str:
+        return f"tenant {self.scope}" if self.kind == "snapshot" else f"metadata/{self.scope}"
+
+
+def retention_coverage(points: Iterable[RecoveryPoint], now: datetime, keep_days: int = DEFAULT_KEEP_DAYS,
+                       scopes: Iterable[tuple[PointKind, str]] = ()) -> list[Coverage]:
+    """Per (kind, scope): days of the window without a complete point, and points past the window
+    that rule 3 of :func:`plan_retention` (the newest complete one) does not explain. ``scopes``
+    names those that must be covered even if they have no point at all."""
+    keep_days = _check_keep_days(keep_days)
+    now = _utc(now, "now")
+    days = {(now - timedelta(days=n)).date() for n in range(keep_days)}
+    cutoff = now - timedelta(days=keep_days)
+    by_scope: dict[tuple[PointKind, str], list[RecoveryPoint]] = {key: [] for key in scopes}
+    for point in points:
+        by_scope.setdefault((point.kind, point.scope), []).append(point)
+    out = []
+    for (kind, scope), found in sorted(by_scope.items()):
+        complete = [p for p in found if p.complete]
+        newest = max((p.taken_at for p in complete), default=None)
+        covered = {p.taken_at.date() for p in complete}
+        older = tuple(sorted(p.name_or_key for p in found if p.taken_at < cutoff and p.taken_at != newest))
+        out.append(Coverage(kind, scope, len(days - covered), older))
+    return out

@@ -5,7 +5,7 @@ never left out: an auditor must see what was not shown as clearly as what was.""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from drdrill.core.durations import format_duration
 from drdrill.core.objectives import Objectives
@@ -54,28 +54,40 @@ def controls(outcomes: list[DrillOutcome], objectives: Objectives, *, target: st
         out.append(Control("nightly backup at 02:00 ran (backup exposure <= RPO)", "not evidenced",
                            f"on the {target} target the drill took its own backup; the restore test of the "
                            "platform's backups (--target live) shows it"))
-    out.append(_retention(restore_tests))
+    out.append(_retention(recoveries))
     out.append(_encryption(recoveries))
     out.append(_isolation(recoveries))
     out.append(_cadence(previous_drill_at, finished_at))
     return out
 
 
-def _retention(restore_tests: list[DrillOutcome]) -> Control:
+def _retention(outcomes: list[DrillOutcome]) -> Control:
+    """From the live restore test (the platform's own nights) or a drill that simulated nights
+    on the local target and applied the policy (then also: nothing older is kept)."""
     promise = "retention: a recovery point for each of the last 7 days"
-    gaps: dict[str, int] = {}
-    seen = False
-    for outcome in restore_tests:
-        retention = outcome.notes["restore_test"].get("retention")
-        if retention is not None:
-            seen = True
-            gaps.update(retention.get("tenants_missing_days") or {})
-    if not seen:
+    found: list[tuple[DrillOutcome, dict[str, Any]]] = []
+    for outcome in outcomes:
+        notes = outcome.notes.get("restore_test", outcome.notes)
+        if notes.get("retention") is not None:
+            found.append((outcome, notes["retention"]))
+    if not found:
         return Control(promise, "not evidenced", "no scenario read the recovery points of the last 7 days")
+    gaps: dict[str, int] = {}
+    older: dict[str, list[str]] = {}
+    for _outcome, retention in found:
+        gaps.update(retention.get("tenants_missing_days") or {})
+        older.update(retention.get("older_than_policy") or {})
+    simulated = [r["simulated_nights"] for _o, r in found if r.get("simulated_nights")]
+    how = (f" ({simulated[0]} nights simulated on the local target, the policy applied)" if simulated
+           else " (the platform's own backups)")
+    if older:
+        return Control(promise, "failed", "kept past the policy: " + ", ".join(
+            f"{k}: {', '.join(v[:2])}" for k, v in sorted(older.items())[:3]) + how)
     if gaps:
         return Control(promise, "warning", f"{len(gaps)} tenant(s) lack a complete snapshot on some day: "
-                       + ", ".join(f"{k} ({v} day(s))" for k, v in sorted(gaps.items())[:5]))
-    return Control(promise, "passed", "every tenant has a complete snapshot on each of the last 7 days")
+                       + ", ".join(f"{k} ({v} day(s))" for k, v in sorted(gaps.items())[:5]) + how)
+    return Control(promise, "passed", "a complete recovery point on each of the last 7 days for every tenant"
+                   + (" and metadata scope, none older" if simulated else "") + how)
 
 
 def _encryption(outcomes: list[DrillOutcome]) -> Control:

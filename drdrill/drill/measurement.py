@@ -89,7 +89,7 @@ def measure(drill: Drill) -> DrillOutcome:
         recovery_throttle=drill.recovery_throttle, harness_error=harness_error, uncertain=_uncertain(drill, rpo),
         expected_failure=drill.expect_failure, expectation_checked=drill.expectation_checked,
         snapshot_restore_wall_s=sum(r.seconds for r in drill.restore_runs) if drill.restore_runs else None,
-        restore_settings=_restore_settings(drill),
+        restore_settings=_restore_settings(drill), notes=dict(drill.notes),
     )
 
 

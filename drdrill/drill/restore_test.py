@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +23,7 @@ from drdrill.core.durations import format_duration
 from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.core.objectives import RpoResult, achieved_rto
 from drdrill.core.report import Problem
+from drdrill.core.retention import retention_coverage
 from drdrill.drill import checks as chk
 from drdrill.drill.dumps import FetchedDump, check_dump, fetch_dump, load_dump, newest_dump
 from drdrill.drill.measurement import DrillOutcome
@@ -165,14 +166,11 @@ class RestoreTest(Session):
 
     def _retention(self, now: datetime) -> None:
         """The runbook keeps 7 days: name the tenants missing a complete snapshot on a day."""
-        days = {(now - timedelta(days=n)).date() for n in range(RETENTION_DAYS)}
-        gaps: dict[str, int] = {}
-        for point in self.tenants:
-            entries = catalog.tenant_snapshots(self.platform.store, point.tenant) if point.chosen else []
-            covered = {e.started_at.date() for e in entries if e.complete and e.started_at}
-            missing = len(days - covered)
-            if missing:
-                gaps[point.tenant.key] = missing
+        tenants = [p.tenant for p in self.tenants]
+        points = catalog.recovery_points(self.platform.store, [p.tenant for p in self.tenants if p.chosen],
+                                         dumps=False)
+        found = retention_coverage(points, now, RETENTION_DAYS, scopes=[("snapshot", t.key) for t in tenants])
+        gaps = {c.scope: c.missing_days for c in found if c.missing_days}
         self.notes["retention"] = {"days": RETENTION_DAYS, "tenants_missing_days": gaps}
         if gaps:
             worst = max(gaps.values())

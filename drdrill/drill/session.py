@@ -14,12 +14,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from drdrill.adapters import crypto
 from drdrill.adapters.platform import Platform
 from drdrill.adapters.s3 import ObjectStore
 from drdrill.backups.seed import seed_tenant
-from drdrill.backups.take import BackupSetResult, backup_set
+from drdrill.backups.take import BackupSetResult
 from drdrill.config import DrillSettings
 from drdrill.core import layout
 from drdrill.core.clock import Clock, SystemClock
@@ -32,6 +33,7 @@ from drdrill.drill.canary import STORES, CanaryLog, CanaryWriter, canary_index
 from drdrill.drill.diagnosis import Diagnosis, diagnose
 from drdrill.drill.isolation import isolation_checks
 from drdrill.drill.measurement import DrillOutcome, measure
+from drdrill.drill.nightly import apply_policy, coverage, coverage_checks, past_nights, run_nights
 from drdrill.drill.restore import MetadataRestore, restore_metadata, restore_tenant_rows
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, TenantRestores, restore_tenants
 from drdrill.errors import (
@@ -49,7 +51,8 @@ from drdrill.targets.base import SITE_SERVICES, DrillTarget
 log = logging.getLogger(__name__)
 
 PLATFORM_PHASES = frozenset({"backup", "deploy-services", "restore-metadata", "operator-settings",
-                             "restore-snapshots", "verify", "verify-isolation"})
+                             "restore-snapshots", "verify", "verify-isolation",
+                             "retention", "verify-retention"})
 DISASTERS = {"site loss": SITE_SERVICES, "metadata loss": ["postgres"]}
 
 
@@ -199,6 +202,10 @@ class Drill(Session):
         super().__init__(target, settings, drill_id=drill_id, scenario=scenario, clock=clock, timeline=timeline,
                          workdir=workdir)
         self.backup: BackupSetResult | None = None
+        # Every night's backup set when the scenario simulates several (the last is self.backup).
+        self.nightly_backups: list[BackupSetResult] = []
+        # For the report's evidence (e.g. what retention kept).
+        self.notes: dict[str, Any] = {}
         self.expected_docs: dict[str, dict[str, int]] = {}
         self.expected_rows: dict[str, int] = {}
         # The platform's tenant → index map as it stood before the disaster.
@@ -259,7 +266,9 @@ class Drill(Session):
             self.versions.update(platform.cluster.compatibility(), postgres=platform.db.server_version())
 
     @step
-    def take_backup(self) -> None:
+    def take_backup(self, nights: int = 1) -> None:
+        """The nightly backup; with ``nights`` > 1, the job on each of the last nights (its clock
+        injected: the names carry the night), the newest (now) being the one a recovery uses."""
         with self.phase("backup"):
             platform = self.platform
             rows = platform.db.row_counts()
@@ -271,16 +280,42 @@ class Drill(Session):
                     if index not in observed or observed[index].docs != docs:
                         raise HarnessError(f"{index} holds {observed.get(index)} before the backup, seeded {docs}")
             self._await_first_canaries()
-            at = self.timeline.clock.wall()
+            now = self.timeline.clock.wall()
+            times = past_nights(now, nights)
             scopes = [layout.ALL_SCOPE, *sorted({t.org_id for t in self.settings.tenants})]
-            keys = [layout.metadata_key(scope, at) for scope in scopes]
+            keys = [layout.metadata_key(scope, at) for scope in scopes for at in times]
             self.target.track_written(keys=keys + [layout.checksum_key(k) for k in keys],
                                       prefixes=[t.repo_prefix for t in self.settings.tenants])
-            self.backup = backup_set(platform, self.settings.tenants, at, self._password,
-                                     kdf=self.settings.kdf, timeout_s=self.settings.wait_budget_s,
-                                     progress=self.progress, tenant_stores=self.tenant_stores)
+            self.nightly_backups = run_nights(platform, self.settings.tenants, times, self._password,
+                                              kdf=self.settings.kdf, timeout_s=self.settings.wait_budget_s,
+                                              tenant_stores=self.tenant_stores, progress=self.progress)
+            self.backup = self.nightly_backups[-1]
         if self.settings.post_backup_s > 0:
             time.sleep(self.settings.post_backup_s)
+
+    @step
+    def apply_retention(self, keep_days: int) -> None:
+        """The job's retention over the nights this drill backed up (nothing else is considered)."""
+        with self.phase("retention"):
+            deleted = apply_policy(self.platform, self.settings.tenants, self.nightly_backups,
+                                   self.timeline.clock.wall(), keep_days)
+            self.notes["retention_deleted"] = len(deleted)
+
+    @step
+    def check_retention(self, keep_days: int) -> None:
+        """What the store holds of those nights: a point on each day of the window, none older."""
+        with self.phase("verify-retention"):
+            found = coverage(self.platform, self.settings.tenants, self.nightly_backups,
+                             self.timeline.clock.wall(), keep_days)
+            checks = coverage_checks(found, keep_days)
+            self.checks += checks
+            self.notes["retention"] = {
+                "days": keep_days, "simulated_nights": len(self.nightly_backups),
+                "tenants_missing_days": {c.label: c.missing_days for c in found if c.missing_days},
+                "older_than_policy": {c.label: list(c.older) for c in found if c.older}}
+            failed = [c for c in checks if not c.passed]
+            if failed:
+                raise VerificationFailed(f"retention does not hold: {failed[0].name}: {failed[0].detail}")
 
     def _await_first_canaries(self, timeout_s: float = 15) -> None:
         """The backup must hold canaries to measure RPO against: wait (bounded) until every
@@ -419,7 +454,7 @@ class Drill(Session):
     @step
     def verify(self, *, metadata_only: bool = False) -> None:
         with self.phase("verify"):
-            self.checks = [c for c in self.checks if c.evidence.get("isolation")] + \
+            self.checks = [c for c in self.checks if c.evidence.get("isolation") or c.evidence.get("retention")] + \
                 verification.gather_checks(self, metadata_only)
             failed = [c for c in self.checks if not c.passed]
             if failed:

@@ -283,3 +283,27 @@ def test_a_point_listed_twice_is_refused_rather_than_guessed() -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown recovery point kind"):
         RecoveryPoint("index", "org1/ns1", "x", night(0), True, True)  # type: ignore[arg-type]
+
+
+def test_coverage_counts_the_days_without_a_point_and_what_is_older_than_the_window():
+    from drdrill.core.retention import RecoveryPoint, retention_coverage
+
+    now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+    def snap(days_ago: int, complete: bool = True) -> RecoveryPoint:
+        at = (now - timedelta(days=days_ago)).replace(hour=2)
+        return RecoveryPoint("snapshot", "o/n", f"nightly-{days_ago}", at, complete, True)
+
+    week = [snap(d) for d in range(7)]
+    [full] = retention_coverage(week, now)
+    assert (full.missing_days, full.older) == (0, ())
+    [gappy] = retention_coverage([snap(d) for d in (0, 1, 4)] + [snap(2, complete=False)], now)
+    assert gappy.missing_days == 4  # days 2 (incomplete), 3, 5 and 6
+    [stale] = retention_coverage([*week, snap(9), snap(12)], now)
+    assert stale.older == ("nightly-12", "nightly-9")
+    # Only old points: the newest complete one is kept on purpose, the rest are not.
+    [kept] = retention_coverage([snap(10), snap(11)], now)
+    assert kept.missing_days == 7 and kept.older == ("nightly-11",)
+    # A scope that must be covered and has no point at all.
+    [nothing] = retention_coverage([], now, scopes=[("metadata", "all")])
+    assert nothing.label == "metadata/all" and nothing.missing_days == 7
