@@ -4,7 +4,8 @@ Feature: Restore test of the platform's own backups
   job made them, be restored within the objectives? Nothing is destroyed: the newest snapshot of
   every tenant is restored beside the live indices (renamed, from a read-only repository) and
   the newest metadata dump into a scratch database; both are verified and then removed, and
-  the environment is checked to be exactly as it was found.
+  the environment is checked to be exactly as it was found. Where the settings name a tenant's
+  own backup credentials, they are tried, read only, on the other tenants' paths.
 
   Scenario: Last night's backups restore within the objectives
     Given the platform's newest recovery points are found
@@ -16,3 +17,4 @@ Feature: Restore test of the platform's own backups
     And every restored row has its index in the tenant's snapshot and every index its row
     And every tenant has a complete recovery point within the objective
     And the restore time is within the objective
+    And each tenant's own backup credentials named in the settings reach only its own path

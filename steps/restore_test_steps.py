@@ -71,3 +71,8 @@ def restore_test_restore_time_ok(restore_test):
                             restore_test.settings.objectives.rto_seconds)
     if not result.met:
         raise RecoveryFailure(result.reason)
+
+
+@then("each tenant's own backup credentials named in the settings reach only its own path")
+def restore_test_isolation(restore_test):
+    restore_test.check_isolation()

@@ -113,8 +113,9 @@ def _isolation(outcomes: list[DrillOutcome]) -> Control:
     if failed:
         return Control(promise, "failed", f"{failed[0].name}: {failed[0].detail}")
     tenants = {c.tenant for c in checks}
-    return Control(promise, "passed", f"{len(tenants)} tenants' own credentials wrote and read their paths and "
-                   "got AccessDenied on every other tenant's path and on metadata/ (MinIO)")
+    how = "wrote and read" if any("writes and reads" in c.name for c in checks) else "listed and read (read only)"
+    return Control(promise, "passed", f"{len(tenants)} tenants' own credentials {how} their own paths and got "
+                   "AccessDenied on the other tenants' paths tried and on metadata/")
 
 
 def _cadence(previous: datetime | None, now: datetime) -> Control:

@@ -32,9 +32,10 @@ def neighbours(tenant: Tenant, tenants: list[Tenant]) -> list[Tenant]:
     return sorted(set(near + ([foreign] if foreign else [])) - {tenant})
 
 
-def isolation_checks(root: ObjectStore, stores: dict[Tenant, ObjectStore]) -> list[Check]:
+def isolation_checks(root: ObjectStore, stores: dict[Tenant, ObjectStore], *, read_only: bool = False) -> list[Check]:
     """``root``: the store with the platform's credentials (to read names and clean probes);
-    ``stores``: each tenant's own view of it."""
+    ``stores``: each tenant's own view of it. ``read_only`` (a live environment): list and read
+    only, never a write, on its own path as on the others'."""
     checks: list[Check] = []
     dumps = [o.key for o in root.list(METADATA_PREFIX)][:1]
     blobs: dict[Tenant, str] = {}
@@ -47,15 +48,21 @@ def isolation_checks(root: ObjectStore, stores: dict[Tenant, ObjectStore]) -> li
 
     for tenant, own in sorted(stores.items()):
         probe = tenant.repo_prefix + PROBE
-        wrote = own.allowed("put", probe)
-        checks.append(_check(tenant, "writes and reads its own path", wrote and own.allowed("get", probe)
-                             and own.allowed("list", tenant.repo_prefix), expect=True))
+        if read_only:
+            wrote = False
+            checks.append(_check(tenant, "lists and reads its own path", own.allowed("list", tenant.repo_prefix)
+                                 and own.allowed("get", a_blob_of(tenant)), expect=True))
+        else:
+            wrote = own.allowed("put", probe)
+            checks.append(_check(tenant, "writes and reads its own path", wrote and own.allowed("get", probe)
+                                 and own.allowed("list", tenant.repo_prefix), expect=True))
         for other in neighbours(tenant, list(stores)):
             theirs = a_blob_of(other)
             trespass = other.repo_prefix + PROBE + f".{tenant.org_id}.{tenant.namespace}"
-            reached = [what for what, allowed in (
-                ("list", own.allowed("list", other.repo_prefix)), ("read", own.allowed("get", theirs)),
-                ("write", own.allowed("put", trespass))) if allowed]
+            attempts = [("list", "list", other.repo_prefix), ("read", "get", theirs)]
+            if not read_only:
+                attempts.append(("write", "put", trespass))
+            reached = [what for what, operation, key in attempts if own.allowed(operation, key)]
             if "write" in reached:
                 root.delete([trespass])
             checks.append(_check(tenant, f"is refused tenant {other}'s path", not reached, expect=True,

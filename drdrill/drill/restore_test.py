@@ -26,6 +26,7 @@ from drdrill.core.report import Problem
 from drdrill.core.retention import retention_coverage
 from drdrill.drill import checks as chk
 from drdrill.drill.dumps import FetchedDump, check_dump, fetch_dump, load_dump, newest_dump
+from drdrill.drill.isolation import isolation_checks
 from drdrill.drill.measurement import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_copies, scratch_database_name
 from drdrill.drill.session import Session, step
@@ -34,8 +35,10 @@ from drdrill.errors import BackupIntegrityError, RestoreFailed, UsageError, Veri
 
 if TYPE_CHECKING:
     from drdrill.adapters.platform import Platform
+    from drdrill.adapters.s3 import ObjectStore
 
-PHASES = frozenset({"recovery-points", "integrity", "restore-metadata", "restore-snapshots", "verify"})
+PHASES = frozenset({"recovery-points", "integrity", "restore-metadata", "restore-snapshots", "verify",
+                    "verify-isolation"})
 RETENTION_DAYS = 7  # the runbook keeps 7 days of backups
 
 
@@ -54,6 +57,8 @@ class Sandbox(Protocol):
     def scratch_db(self, platform: Platform, name: str) -> MetadataDb: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+    def tenant_stores(self, tenants: list[Tenant]) -> dict[Tenant, ObjectStore]: ...
 
 
 @dataclass
@@ -272,7 +277,7 @@ class RestoreTest(Session):
     @step
     def verify(self) -> None:
         with self.phase("verify"):
-            self.checks = self._gather_checks()
+            self.checks = [c for c in self.checks if c.evidence.get("isolation")] + self._gather_checks()
             failed = [c for c in self.checks if not c.passed]
             if failed:
                 raise VerificationFailed(f"{len(failed)} of {len(self.checks)} checks failed: "
@@ -283,6 +288,22 @@ class RestoreTest(Session):
                                                                    if p.kind == "failed"][:10])
                 return
             self.timeline.mark_recovered(checks=len(self.checks))
+
+    @step
+    def check_isolation(self) -> None:
+        """The tenants' own backup credentials that [target] names, read only: each lists and
+        reads its own path and is refused every other tenant's and metadata/. With none named
+        the promise stays "not evidenced" (a note says why), never passed."""
+        with self.phase("verify-isolation"):
+            stores = self.sandbox.tenant_stores([p.tenant for p in self.tenants])
+            if not stores:
+                self.notes["isolation"] = "no tenant credentials named in [target] (tenant_credentials)"
+                return
+            found = isolation_checks(self.platform.store, stores, read_only=True)
+            self.checks += found
+            failed = [c for c in found if not c.passed]
+            if failed:
+                raise VerificationFailed(f"tenant isolation does not hold: {failed[0].name}: {failed[0].detail}")
 
     def _gather_checks(self) -> list[chk.Check]:
         platform, prefix = self.platform, self.sandbox.prefix

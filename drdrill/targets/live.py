@@ -205,7 +205,11 @@ class LiveTarget:
         """No fault is injected on a live environment."""
 
     def tenant_stores(self, tenants: list[Tenant]) -> dict[Tenant, ObjectStore]:
-        return {}  # a live environment's users are its operators' to make
+        """The tenants' own backup credentials that [target] names (its operators make the
+        users; drdrill only uses them, to read)."""
+        keys = self.secrets.tenant_keys
+        store = self.platform().store
+        return {t: store.with_credentials(*keys[t.key]) for t in tenants if t.key in keys}
 
     def widen_tenant_access(self, tenant: Tenant, other: Tenant) -> None:
         raise HarnessError("fault injection is not available on --target live")

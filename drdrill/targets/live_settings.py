@@ -17,6 +17,12 @@ postgres_scratch_dsn_env = "PG_SCRATCH" # optional: a database the drill may wip
 dump_password_env = "DB_PASSWORD"       # or dump_password_file
 repository = "fs"                       # or "s3" (Elasticsearch reads the bucket itself)
 fs_repository_dir = "/mnt/es-repo"      # with "fs": a directory every node reads as path.repo
+
+# Optional, per tenant: the credentials its backup job holds. The restore test then checks, read
+# only, that they list and read the tenant's own path and are refused every other's and metadata/.
+[target.tenant_credentials."org1/ns1"]
+access_key_env = "ORG1_NS1_S3_ACCESS_KEY"   # or access_key_file
+secret_key_env = "ORG1_NS1_S3_SECRET_KEY"   # or secret_key_file
 ```
 """
 
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drdrill.core.layout import DRILL_MARKER_KEY as MARKER_KEY  # noqa: F401 - re-exported
+from drdrill.core.layout import Tenant
 from drdrill.errors import ConfigError, PasswordSourceError
 
 DRILL_ENVIRONMENT = "drill"
@@ -40,7 +47,10 @@ _SECRETS = ("elasticsearch_api_key", "elasticsearch_password", "s3_access_key", 
 _PLAIN = ("environment", "elasticsearch_url", "elasticsearch_username", "elasticsearch_ca_file", "s3_endpoint",
           "s3_bucket", "repository", "fs_repository_dir")
 _KUBERNETES = ("kubeconfig", "context", "namespace")
-KNOWN_KEYS = frozenset(_PLAIN) | {f"{s}_{how}" for s in _SECRETS for how in ("env", "file")} | frozenset(_KUBERNETES)
+TENANT_CREDENTIALS = "tenant_credentials"
+KNOWN_KEYS = frozenset(_PLAIN) | {f"{s}_{how}" for s in _SECRETS for how in ("env", "file")} | \
+    frozenset(_KUBERNETES) | {TENANT_CREDENTIALS}
+_TENANT_SECRETS = ("access_key", "secret_key")
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,15 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class TenantCredentialRef:
+    """Where one tenant's backup credentials are (its own MinIO user's keys)."""
+
+    tenant: Tenant
+    access_key: SecretRef
+    secret_key: SecretRef
+
+
+@dataclass(frozen=True)
 class LiveTargetSettings:
     environment: str
     elasticsearch_url: str
@@ -90,6 +109,7 @@ class LiveTargetSettings:
     elasticsearch_password: SecretRef | None = None
     elasticsearch_ca_file: Path | None = None
     postgres_scratch_dsn: SecretRef | None = None
+    tenant_credentials: tuple[TenantCredentialRef, ...] = ()
     source: str = field(default="config", compare=False)
 
     @property
@@ -106,6 +126,7 @@ class LiveTargetSettings:
             "elasticsearch_auth": ("api key" if self.elasticsearch_api_key else
                                    f"user {self.elasticsearch_username}" if self.elasticsearch_username else "none"),
             "scratch_database": "given" if self.postgres_scratch_dsn else "created per drill",
+            "tenant_credentials": [c.tenant.key for c in self.tenant_credentials],
         }
 
     @classmethod
@@ -119,7 +140,10 @@ class LiveTargetSettings:
         if kubernetes:
             raise ConfigError(where, f"{', '.join(kubernetes)}: Kubernetes targets are not supported by this "
                               "version of drdrill", hint="drill the services' endpoints directly")
+        tenant_credentials = _tenant_credentials(table.get(TENANT_CREDENTIALS, {}), where)
         for key, value in table.items():
+            if key == TENANT_CREDENTIALS:
+                continue
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{where} {key}", f"{value!r} is not a non-empty string")
         secrets = {name: _secret(table, name, where) for name in _SECRETS}
@@ -163,8 +187,32 @@ class LiveTargetSettings:
             elasticsearch_username=table.get("elasticsearch_username"),
             elasticsearch_password=secrets["elasticsearch_password"],
             elasticsearch_ca_file=Path(table["elasticsearch_ca_file"]) if table.get("elasticsearch_ca_file") else None,
-            postgres_scratch_dsn=secrets["postgres_scratch_dsn"], source=source,
+            postgres_scratch_dsn=secrets["postgres_scratch_dsn"], tenant_credentials=tenant_credentials,
+            source=source,
         )
+
+
+def _tenant_credentials(table: Any, where: str) -> tuple[TenantCredentialRef, ...]:
+    where = f"{where} {TENANT_CREDENTIALS}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(where, "must be a table of tenants", hint='[target.tenant_credentials."org1/ns1"]')
+    found = []
+    for key, entry in table.items():
+        tenant = Tenant.parse(str(key))
+        here = f'{where}."{key}"'
+        if not isinstance(entry, Mapping):
+            raise ConfigError(here, "must be a table with access_key_env and secret_key_env (or *_file)")
+        unknown = sorted(set(entry) - {f"{s}_{how}" for s in _TENANT_SECRETS for how in ("env", "file")})
+        if unknown:
+            raise ConfigError(here, f"unknown key(s) {', '.join(unknown)}")
+        refs = {}
+        for name in _TENANT_SECRETS:
+            ref = _secret(entry, name, here)
+            if ref is None:
+                raise ConfigError(f"{here} {name}_env", f"is required (or {name}_file)")
+            refs[name] = SecretRef(f"{TENANT_CREDENTIALS}.{tenant}.{name}", ref.source, ref.where)
+        found.append(TenantCredentialRef(tenant, refs["access_key"], refs["secret_key"]))
+    return tuple(sorted(found, key=lambda c: c.tenant))
 
 
 def _secret(table: Mapping[str, Any], name: str, where: str) -> SecretRef | None:
@@ -189,6 +237,8 @@ class LiveSecrets:
     elasticsearch_api_key: str | None = field(default=None, repr=False)
     elasticsearch_password: str | None = field(default=None, repr=False)
     postgres_scratch_dsn: str | None = field(default=None, repr=False)
+    # tenant key -> (access key, secret key) of its own backup credentials
+    tenant_keys: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def read(cls, settings: LiveTargetSettings, environ: Mapping[str, str] | None = None) -> LiveSecrets:
@@ -203,4 +253,6 @@ class LiveSecrets:
             elasticsearch_api_key=optional(settings.elasticsearch_api_key),
             elasticsearch_password=optional(settings.elasticsearch_password),
             postgres_scratch_dsn=optional(settings.postgres_scratch_dsn),
+            tenant_keys={c.tenant.key: (c.access_key.read(env), c.secret_key.read(env))
+                         for c in settings.tenant_credentials},
         )

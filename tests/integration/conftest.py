@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from drdrill.adapters.platform import Platform
 from drdrill.config import stack_settings_from_env
+from drdrill.provision.postgres import find_pg_bindir
 from drdrill.stack.local import LocalStack
 from drdrill.targets.base import Endpoints
 
@@ -29,3 +31,15 @@ def fresh_stack(paths) -> Iterator[LocalStack]:
 @pytest.fixture(scope="module")
 def fresh_endpoints(fresh_stack: LocalStack) -> Endpoints:
     return fresh_stack.endpoints()
+
+
+@pytest.fixture(scope="module")
+def platform(endpoints: Endpoints) -> Iterator[Platform]:
+    """Clients of the session stack's services (a module may define its own, e.g. with short
+    timeouts)."""
+    plat = Platform.from_endpoints(endpoints, pg_bindir=find_pg_bindir())
+    plat.db.ensure_schema()
+    try:
+        yield plat
+    finally:
+        plat.close()

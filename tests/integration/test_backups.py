@@ -220,16 +220,6 @@ def rows(ep: Endpoints, database: str, org_id: str, *, other_orgs: bool = False)
 # --- fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def platform(endpoints: Endpoints) -> Iterator[Platform]:
-    plat = Platform.from_endpoints(endpoints, pg_bindir=find_pg_bindir())
-    plat.db.ensure_schema()
-    try:
-        yield plat
-    finally:
-        plat.close()
-
-
 @pytest.fixture
 def seed(platform: Platform) -> Iterator[Callable[[Tenant], dict[str, int]]]:
     """Seed a tenant (indices + tenant_containers rows). Afterwards its indices, rows and

@@ -303,3 +303,54 @@ def test_metrics_between_drills_parse_and_gate_on_the_rpo(staging, tmp_path, unc
     assert late.returncode == 1 and "OUTSIDE RPO" in late.stdout
     families = {f.name: f for f in text_string_to_metric_families(out.read_text())}
     assert all(s.value == 1 for s in families["drdrill_outside_rpo"].samples)
+
+
+def test_tenant_credentials_named_in_the_settings_are_tried_read_only(staging, tmp_path, unchanged):
+    """The platform's operators made a MinIO user per tenant; [target] names their keys. The
+    restore test lists and reads with them, never writes, and fails when one reaches another
+    tenant's path."""
+    from drdrill.adapters.s3 import StoreAdmin
+
+    admin = StoreAdmin(staging.ep.s3_endpoint, staging.ep.s3_access_key, staging.ep.s3_secret_key)
+    tenants = ["org1/ns1", "org1/ns2", "org2/ns1"]
+    users = {t: (f"platform-{t.replace('/', '-')}", uuid.uuid4().hex) for t in tenants}
+    env, table = dict(staging.env), ""
+    for tenant, (user, secret) in users.items():
+        admin.grant_prefixes(user, secret, staging.ep.bucket, [f"{tenant}/"])
+        var = tenant.replace("/", "_").upper()
+        env |= {f"{var}_ACCESS": user, f"{var}_SECRET": secret}
+        table += (f'\n[target.tenant_credentials."{tenant}"]\naccess_key_env = "{var}_ACCESS"\n'
+                  f'secret_key_env = "{var}_SECRET"\n')
+    config = tmp_path / "with-tenants.toml"
+    config.write_text(staging.config.read_text() + table)
+
+    def run(name: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+        report_dir = tmp_path / name
+        result = staging.drdrill("run", "--target", "live", "--config", str(config), "--report-dir",
+                                 str(report_dir), "--project-dir", str(tmp_path), env=env)
+        return result, json.loads((report_dir / "report.json").read_text())
+
+    try:
+        result, report = run("isolated")
+        assert result.returncode == 0, result.stdout + result.stderr
+        checks = [c for c in report["evidence"]["notes"]["checks"] if c["name"].startswith("isolation:")]
+        assert sum("lists and reads its own path" in c["name"] for c in checks) == 3
+        refused = [c for c in checks if "is refused tenant" in c["name"]]
+        assert len(refused) == 3 * 2 and all(c["passed"] and c["detail"] == "AccessDenied" for c in refused)
+        assert not any("writes" in c["name"] for c in checks)  # read only
+        control = next(c for c in report["controls"] if "isolation" in c["promise"])
+        assert control["status"] == "passed" and "read only" in control["evidence"]
+        for _user, secret in users.values():
+            assert secret not in json.dumps(report)
+
+        # One policy written too wide: org1/ns2's user also reaches org1/ns1's path.
+        user, secret = users["org1/ns2"]
+        admin.grant_prefixes(user, secret, staging.ep.bucket, ["org1/ns2/", "org1/ns1/"])
+        result, report = run("too-wide")
+        assert result.returncode == 1, result.stdout + result.stderr
+        control = next(c for c in report["controls"] if "isolation" in c["promise"])
+        assert control["status"] == "failed" and "org1/ns1" in control["evidence"]
+        assert "reached it: list, read" in control["evidence"]
+    finally:
+        for user, _secret in users.values():
+            admin.remove_user(user)

@@ -24,22 +24,11 @@ from drdrill.backups.take import backup_metadata
 from drdrill.core import layout
 from drdrill.drill.restore import restore_metadata
 from drdrill.errors import BackupIntegrityError, RestoreFailed
-from drdrill.provision.postgres import find_pg_bindir
 from drdrill.targets.base import Endpoints
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = b"metadata restore test pass-phrase"
-
-
-@pytest.fixture(scope="module")
-def platform(endpoints: Endpoints) -> Iterator[Platform]:
-    plat = Platform.from_endpoints(endpoints, pg_bindir=find_pg_bindir())
-    plat.db.ensure_schema()
-    try:
-        yield plat
-    finally:
-        plat.close()
 
 
 @pytest.fixture
