@@ -28,6 +28,15 @@ post_backup = "2s"
 pbkdf2 = false
 md = "sha256"
 
+[restore]
+concurrency = 4   # tenants restored at once
+
+[history]
+path = "reports/history.jsonl"
+
+[evidence]
+key_file = "/secure/drdrill-evidence.key"   # or key_env
+
 [target]          # --target live: see drdrill/targets/live_settings.py
 ```
 Every key is optional; unknown keys are errors (a typo must not silently fall back to a default).
