@@ -264,22 +264,6 @@ def test_a_destructive_drill_on_a_marked_environment_stops_before_touching_it(st
         staging.store.delete(["drdrill/DRILL_ENVIRONMENT"])
 
 
-def test_a_tenant_whose_newest_snapshot_is_partial_fails_naming_it(staging, tmp_path):
-    """Last: it leaves a PARTIAL snapshot in staging, as the platform's job would have."""
-    staging.job("tenant", "org3/ns1", "1", "10")
-    staging.job("snapshot", "org3/ns1", "nightly-2026.11.25-0200")
-    staging.job("unassignable", "org3/ns1")
-    staging.job("snapshot", "org3/ns1", "nightly-2026.11.26-0200", "partial")
-    before = staging.fingerprint()
-    result, report = staging.run(tmp_path)
-    assert result.returncode == 1, result.stderr
-    assert "tenant org3/ns1" in result.stdout and "PARTIAL" in result.stdout
-    assert report is not None
-    # The other tenants were still restored and reported.
-    assert {r["org_id"] + "/" + r["namespace"] for r in report["tenants"] if r["indices"]} >= set(TENANTS)
-    assert staging.fingerprint() == before
-
-
 def test_metrics_between_drills_parse_and_gate_on_the_rpo(staging, tmp_path, unchanged):
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -354,3 +338,19 @@ def test_tenant_credentials_named_in_the_settings_are_tried_read_only(staging, t
     finally:
         for user, _secret in users.values():
             admin.remove_user(user)
+
+
+def test_a_tenant_whose_newest_snapshot_is_partial_fails_naming_it(staging, tmp_path):
+    """Last: it leaves a PARTIAL snapshot in staging, as the platform's job would have."""
+    staging.job("tenant", "org3/ns1", "1", "10")
+    staging.job("snapshot", "org3/ns1", "nightly-2026.11.25-0200")
+    staging.job("unassignable", "org3/ns1")
+    staging.job("snapshot", "org3/ns1", "nightly-2026.11.26-0200", "partial")
+    before = staging.fingerprint()
+    result, report = staging.run(tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "tenant org3/ns1" in result.stdout and "PARTIAL" in result.stdout
+    assert report is not None
+    # The other tenants were still restored and reported.
+    assert {r["org_id"] + "/" + r["namespace"] for r in report["tenants"] if r["indices"]} >= set(TENANTS)
+    assert staging.fingerprint() == before
