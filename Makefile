@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup provision tools drill stack test lint unit bench clean
+.PHONY: setup provision tools images drill stack test lint unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "drdrill needs Python >= 3.11")'
@@ -41,16 +41,26 @@ unit: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 # What the tests look at a report with: a headless Chromium (also `drdrill report --pdf`) and
-# poppler's pdftoppm, from Debian's packages, installed once per machine.
+# poppler's pdftoppm; and the containers target's Docker engine and image base maker. All from
+# Debian's packages, installed once per machine.
 tools:
 	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || { \
 		echo "installing chromium and poppler-utils (Debian packages) ..."; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends chromium poppler-utils fonts-dejavu-core >/dev/null; }
+	@command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null || { \
+		echo "installing docker.io and mmdebstrap (Debian packages) for the containers target ..."; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends docker.io mmdebstrap >/dev/null; }
+
+# The containers target's images, built into the Docker engine once per machine (an engine is
+# started for the build and stopped after it when none was running).
+images: provision tools
+	$(BIN)/drdrill images build
 
 # The whole suite on the default Elasticsearch, then the drills and backup/restore tests marked
 # es_matrix again on the pinned 8.x (both are provisioned once per machine).
-test: provision tools lint
+test: provision tools images lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	DRDRILL_ES_VERSION=$$($(BIN)/python -c 'from drdrill.config import DEFAULT_ES8_VERSION as v; print(v)') \
 		$(BIN)/pytest -m es_matrix $(PYTEST_ARGS)

@@ -40,6 +40,8 @@ _EXAMPLES = {"--rto": "30m", "--rpo": "24h", "--stack": "default", "--name": "de
 def _stack_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="default", help="stack name (its work directory is under drdrill's "
                         "state directory)")
+    parser.add_argument("--target", choices=("local", "containers"), default="local",
+                        help="processes on loopback (default) or containers on a Docker engine")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = stack_sub.add_parser("status", help="show the stack's services and health")
     _stack_args(status)
     status.add_argument("--json", action="store_true")
-    down = stack_sub.add_parser("down", help="stop every process `up` started")
+    down = stack_sub.add_parser("down", help="stop every process (remove every container) `up` started")
     _stack_args(down)
     down.add_argument("--purge", action="store_true", help="also delete the stack's work directory")
     down.add_argument("--json", action="store_true")
@@ -90,14 +92,19 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
-def _local_stack(args: argparse.Namespace):
+def _stack(args: argparse.Namespace):
     from drdrill.config import check_stack_name, load_paths, stack_settings_from_env
-    from drdrill.stack.local import LocalStack
 
     check_stack_name(args.name, "--name")
     settings = stack_settings_from_env(
         es_version=getattr(args, "es_version", None), es_heap_mb=getattr(args, "es_heap_mb", None)
     )
+    if args.target == "containers":
+        from drdrill.stack.containers import ContainerStack
+
+        return ContainerStack(load_paths(), settings, stack_name=args.name)
+    from drdrill.stack.local import LocalStack
+
     return LocalStack(load_paths(), settings, stack_name=args.name)
 
 
@@ -105,11 +112,12 @@ def _print_status(status: dict[str, Any]) -> None:
     print(f"stack {status['stack']}: {'up' if status['up'] else 'down'}  ({status['workdir']})")
     for row in status.get("services", []):
         mark = "ok " if row["healthy"] else "BAD"
-        print(f"  {mark} {row['service']:<14} pid {row['pid']:<8} port {row['port']!s:<6} {row['detail']}")
+        where = f"container {row['container']}" if "container" in row else f"pid {row['pid']:<8}"
+        print(f"  {mark} {row['service']:<14} {where} port {row['port']!s:<6} {row['detail']}")
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    stack = _local_stack(args)
+    stack = _stack(args)
     if args.stack_command == "up":
         endpoints = stack.up()
         if args.json:
@@ -126,6 +134,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2)) if args.json else _print_status(status)
         return 0 if status["up"] else 1
     stopped = stack.down(purge=args.purge)
+    if args.target == "containers":
+        stack.engine.stop_own_if_idle()
     if args.json:
         print(json.dumps({"stopped": stopped}))
     else:

@@ -209,6 +209,20 @@ MIN_CANARY_INTERVAL_S = 0.01
 DEFAULT_RESTORE_CONCURRENCY = 4
 
 
+@dataclass(frozen=True)
+class ContainerImages:
+    """The images ``--target containers`` runs, from the ``[containers]`` table (None: drdrill's
+    own local builds, ``drdrill images build``). Official images follow the same conventions."""
+
+    elasticsearch: str | None = None
+    minio: str | None = None
+    postgres: str | None = None
+
+    def named(self) -> dict[str, str]:
+        return {k: v for k, v in (("elasticsearch", self.elasticsearch), ("minio", self.minio),
+                                  ("postgres", self.postgres)) if v}
+
+
 @dataclass
 class DrillSettings:
     objectives: Objectives = field(default_factory=Objectives)
@@ -228,6 +242,8 @@ class DrillSettings:
     evidence_key_env: str | None = None
     # Tenants restored at once (runbook step 4): see DEFAULT_RESTORE_CONCURRENCY.
     restore_concurrency: int = DEFAULT_RESTORE_CONCURRENCY
+    # The containers target's images (see ContainerImages).
+    images: ContainerImages = field(default_factory=ContainerImages)
 
     def __post_init__(self) -> None:
         if self.restore_concurrency < 1:
@@ -260,6 +276,7 @@ _KNOWN = {
     "history": {"path"},
     "evidence": {"key_file", "key_env"},
     "restore": {"concurrency"},
+    "containers": {"elasticsearch_image", "minio_image", "postgres_image"},
 }
 
 
@@ -298,6 +315,17 @@ def _typed(section: dict[str, Any], key: str, default: Any, kind: type, where: s
         raise ConfigError(f"{where}.{key}", f"{value!r} is not true or false")
     if kind is str and not isinstance(value, str):
         raise ConfigError(f"{where}.{key}", f"{value!r} is not a string")
+    return value
+
+
+_IMAGE_RE = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}")
+
+
+def _check_image(value: str | None, key: str) -> str | None:
+    """An image reference as Docker spells one (repository[:tag][@digest])."""
+    if value is not None and not _IMAGE_RE.fullmatch(value):
+        raise ConfigError(f"containers.{key}", f"{value!r} is not an image reference",
+                          hint="e.g. docker.elastic.co/elasticsearch/elasticsearch:9.5.4")
     return value
 
 
@@ -346,6 +374,11 @@ def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str 
     restore = _section(raw, "restore", source)
     if restore:
         changes["restore_concurrency"] = _typed(restore, "concurrency", base.restore_concurrency, int, "restore")
+    containers = _section(raw, "containers", source)
+    if containers:
+        changes["images"] = ContainerImages(**{
+            key.removesuffix("_image"): _check_image(_typed(containers, key, None, str, "containers"), key)
+            for key in sorted(_KNOWN["containers"] or ())})
     target = _section(raw, "target", source)
     if target:
         from drdrill.targets.live_settings import LiveTargetSettings

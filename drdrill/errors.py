@@ -59,6 +59,10 @@ class ExtraMissing(UsageError):
         self.extra = extra
 
 
+class EngineMissing(UsageError):
+    """The containers target needs a Docker engine, and none answers or can be started here."""
+
+
 class StackNotUp(UsageError):
     """A command named a local stack that is not running."""
 

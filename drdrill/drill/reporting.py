@@ -42,6 +42,8 @@ class RunInfo:
     # From the history: the drills before this one (for the trend) and when the last finished.
     trend: list[TrendPoint] = field(default_factory=list)
     previous_drill_at: datetime | None = None
+    # The target's own description (DrillTarget.describe), kept as evidence.
+    target_facts: dict[str, object] = field(default_factory=dict)
 
 
 def operator_name() -> str:
@@ -102,7 +104,7 @@ def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
             backup_exposure_seconds=_worst([o.exposure_seconds for o in outcomes]),
         ),
         verdict=verdict.status, verdict_reasons=verdict.reasons, phases=list(timeline.phases),
-        events=list(timeline.events), tenants=_tenant_results(outcomes), evidence=_evidence(outcomes),
+        events=list(timeline.events), tenants=_tenant_results(outcomes), evidence=_evidence(outcomes, run.target_facts),
         problems=[p for o in outcomes for p in o.problems] + extra, weaknesses=_weaknesses(outcomes),
         scenarios=list(scenarios or []), forecast=_forecast(outcomes), incomplete=run.incomplete,
         controls=controls(outcomes, run.objectives, target=run.target, previous_drill_at=run.previous_drill_at,
@@ -136,8 +138,10 @@ def _tenant_results(outcomes: list[DrillOutcome]) -> list[TenantResult]:
     return [results[k] for k in sorted(results)]
 
 
-def _evidence(outcomes: list[DrillOutcome]) -> Evidence:
+def _evidence(outcomes: list[DrillOutcome], target_facts: dict[str, object]) -> Evidence:
     evidence = Evidence(operator=operator_name())
+    if target_facts:
+        evidence.notes["target"] = target_facts
     evidence.versions.update(drdrill=__version__, python=pyplatform.python_version())
     shards = []
     for outcome in outcomes:

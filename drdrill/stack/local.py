@@ -8,24 +8,19 @@ harness crashed half-way through ``up``.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from drdrill.adapters.postgres import PgConn
-from drdrill.config import Paths, StackSettings, es_major
+from drdrill.config import es_major
 from drdrill.errors import StackError, StackNotUp
 from drdrill.provision.common import tail_text
 from drdrill.provision.elasticsearch import ensure_elasticsearch
@@ -44,12 +39,10 @@ from drdrill.stack.services import (
     probe_minio,
     probe_postgres,
 )
+from drdrill.stack.state import PG_ADMIN_USER, StackWorkdir, free_port, write_private_json
 from drdrill.targets.base import Endpoints
 
 log = logging.getLogger(__name__)
-
-STATE_FILE = "stack.json"
-PG_ADMIN_USER = "postgres"
 
 
 @dataclass(frozen=True)
@@ -61,61 +54,10 @@ class Provisioned:
     user: ServiceUser | None
 
 
-def free_port() -> int:
-    """A port the kernel considers free on loopback right now. Ports come from the kernel's
-    ephemeral range, so two stacks starting at once practically never draw the same one; if
-    they do, the loser's readiness wait fails naming the service and its bind error."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_private_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
-class LocalStack:
+class LocalStack(StackWorkdir):
     """Real Elasticsearch, MinIO and PostgreSQL on loopback. The constructor does no I/O."""
 
     name = "local"
-
-    def __init__(self, paths: Paths, settings: StackSettings, *, stack_name: str = "default") -> None:
-        self.paths, self.settings = paths, settings
-        self.stack_name = stack_name
-        self.workdir = paths.stack_dir(stack_name)  # validates the name: one safe path segment
-
-    @property
-    def state_path(self) -> Path:
-        return self.workdir / STATE_FILE
-
-    # --- state -------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.workdir.parent.mkdir(parents=True, exist_ok=True)
-        if self.workdir.exists() or self.workdir.is_symlink():
-            self.paths.check_stack_dir(self.workdir)
-        self.workdir.mkdir(exist_ok=True)
-        os.chmod(self.workdir, 0o711)  # services (another user) traverse into their own dirs
-        with open(self.workdir / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _read_state(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.state_path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StackError(f"stack state {self.state_path} is unreadable: {exc}",
-                             hint="run `drdrill stack down` to clean up, then `up` again") from exc
 
     def _records(self, state: dict[str, Any] | None) -> list[process.ProcessRecord]:
         if not state:
@@ -223,7 +165,7 @@ class LocalStack:
         )
         state["endpoints"] = endpoints.to_dict()
         state["service_user"] = prov.user.name if prov.user else None
-        _write_private_json(self.state_path, state)
+        write_private_json(self.state_path, state)
         return endpoints
 
     def _launch(self, svc: LocalService, user: ServiceUser | None, state: dict[str, Any],
@@ -236,7 +178,7 @@ class LocalStack:
         records.append(record)
         state["processes"] = [r.to_dict() for r in records]
         state.setdefault("services", {})[svc.name] = self._service_info(svc)
-        _write_private_json(self.state_path, state)
+        write_private_json(self.state_path, state)
         return popen
 
     def _await_ready(self, svc: LocalService, popen: subprocess.Popen[bytes]) -> dict[str, str]:
@@ -276,9 +218,7 @@ class LocalStack:
         credentials, and wait until they are ready. ``wipe=False`` restarts them on their data;
         ``es_version`` deploys another Elasticsearch (an upgrade on the way back)."""
         with self._locked():
-            state = self._read_state()
-            if not state or "endpoints" not in state:
-                raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
+            state = self._state_of_up_stack()
             prov = self.provision(es_version)
             if es_version is not None and "elasticsearch" in services:
                 state.setdefault("settings", {})["es_version"] = es_version
@@ -296,7 +236,7 @@ class LocalStack:
             for svc in chosen:
                 endpoints.versions.update(self._await_ready(svc, popens[svc.name]))
             state["endpoints"] = endpoints.to_dict()
-            _write_private_json(self.state_path, state)
+            write_private_json(self.state_path, state)
             return endpoints
 
     def rotate_minio_secret(self) -> None:
@@ -304,9 +244,7 @@ class LocalStack:
         root secret nobody holds. The recorded credentials stay the platform's (now stale)
         ones; :meth:`redeploy` of ``minio`` puts them back."""
         with self._locked():
-            state = self._read_state()
-            if not state or "endpoints" not in state:
-                raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
+            state = self._state_of_up_stack()
             prov = self.provision()
             minio = next(svc for svc in self._build_services(prov, state) if isinstance(svc, MinioService))
             minio.secret_key = secrets.token_urlsafe(24)
@@ -319,9 +257,7 @@ class LocalStack:
 
     def redeploy_hooks(self, services: list[str]) -> None:
         """Re-run the services' idempotent set-up (role, password, bucket) without restarting."""
-        state = self._read_state()
-        if not state or "endpoints" not in state:
-            raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
+        state = self._state_of_up_stack()
         for svc in self._build_services(self.provision(), state):
             if svc.name in services:
                 svc.after_ready()
@@ -371,12 +307,6 @@ class LocalStack:
         if purge and self.workdir.exists():
             shutil.rmtree(self.paths.check_stack_dir(self.workdir), ignore_errors=True)
         return stopped
-
-    def endpoints(self) -> Endpoints:
-        state = self._read_state()
-        if not state or "endpoints" not in state:
-            raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
-        return Endpoints.from_dict(state["endpoints"])
 
     def _service_rows(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []

@@ -21,13 +21,15 @@ def wait_for(
     interval_s: float = 0.5,
     exited: Callable[[], int | None] | None = None,
     log_path: Path | None = None,
+    log_tail: Callable[[], str] | None = None,
     hint: str | None = None,
 ) -> float:
     """Poll ``probe`` (→ ``(ready, state)``) until it reports ready; returns the seconds waited.
 
     A probe that raises a drdrill error stops the wait with it; any other exception is an
     observed state. ``exited`` returns the process's exit code once it has died, so a crashed
-    service fails at once instead of after the whole timeout."""
+    service fails at once instead of after the whole timeout; the failure carries the last lines
+    of ``log_path`` or of what ``log_tail`` returns (a container's log)."""
     started = time.monotonic()
     last_state = "not probed yet"
     while True:
@@ -44,10 +46,11 @@ def wait_for(
         if code is not None or elapsed >= timeout_s:
             if code is not None:
                 last_state = f"process exited with status {code} ({last_state})"
-            if log_path is None:
+            if log_path is None and log_tail is None:
                 raise WaitTimedOut(what, elapsed, last_state, hint=hint)
-            raise ServiceNotReady(what, elapsed if code is not None else timeout_s, last_state,
-                                  tail_text(log_path, 30), hint=hint or f"see {log_path}")
+            tail = log_tail() if log_tail is not None else tail_text(log_path, 30) if log_path else ""
+            raise ServiceNotReady(what, elapsed if code is not None else timeout_s, last_state, tail,
+                                  hint=hint or (f"see {log_path}" if log_path else None))
         time.sleep(interval_s)
 
 

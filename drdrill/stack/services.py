@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from drdrill.adapters.s3 import probe_minio
 from drdrill.errors import ServiceError
 from drdrill.provision.common import tail_text
-from drdrill.provision.java import JavaRuntime
+from drdrill.provision.java import JavaRuntime, strip_unsupported_jvm_options
 from drdrill.provision.users import ServiceUser
 
 if TYPE_CHECKING:
@@ -50,6 +50,36 @@ def probe_postgres(conn: PgConn) -> tuple[bool, str]:
     from drdrill.adapters.postgres import MetadataDb
 
     return MetadataDb(conn).probe()
+
+
+def platform_es_settings(cluster_name: str, repo_root: Path) -> dict[str, str]:
+    """The node settings every target's Elasticsearch runs with (local process or container)."""
+    return {
+        "cluster.name": cluster_name,
+        "node.name": "drdrill-es",
+        "discovery.type": "single-node",
+        "xpack.security.enabled": "false",
+        "path.repo": str(repo_root),
+        # Drills run on developer machines with full-ish disks; the disk-full fault is
+        # injected on purpose, not by the watermark of whatever disk this happens to be.
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+        # A 1,000-tenant drill holds 3,000 shards (two data indices and a canary index per
+        # tenant), past the default 1,000 per node; production sizes its cluster for its tenants.
+        "cluster.max_shards_per_node": "4000",
+    }
+
+
+def ensure_platform_database(admin: PgConn, database: str, db_user: str, db_password: str,
+                             bindir: Path | None) -> dict[str, str]:
+    """Idempotent, so a restart (not only a first start) also puts the platform's role,
+    password, login right and database back as the runbook expects them."""
+    from drdrill.adapters.postgres import MetadataDb, PgConn
+
+    platform_db = MetadataDb(PgConn(admin.host, admin.port, database, db_user, db_password), bindir=bindir)
+    platform_db.set_password(admin, db_user, db_password)
+    if database not in platform_db.databases(admin):
+        platform_db.create_database(admin, database)
+    return {"postgres": MetadataDb(admin).server_version()}
 
 
 class LocalService(ABC):
@@ -108,33 +138,20 @@ class ElasticsearchService(LocalService):
         # Elasticsearch writes its keystore into the config directory on start, so each stack
         # gets its own copy rather than sharing the cached distribution's.
         shutil.copytree(self.home / "config", self.root / "config")
-        if not self.java.has_module("jdk.incubator.vector"):
-            options = self.root / "config" / "jvm.options"
-            lines = options.read_text().splitlines(keepends=True)
-            options.write_text("".join(line for line in lines if "jdk.incubator.vector" not in line))
+        strip_unsupported_jvm_options(self.root / "config", self.java)
         for sub in ("data", "logs", "repo", "tmp"):
             (self.root / sub).mkdir()
         _chown_tree(self.root, self.user)
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         settings = {
-            "cluster.name": self.cluster_name,
-            "node.name": "drdrill-es",
-            "discovery.type": "single-node",
-            "xpack.security.enabled": "false",
+            **platform_es_settings(self.cluster_name, self.repo_root),
             "http.host": "127.0.0.1",
             "transport.host": "127.0.0.1",
             "http.port": str(self.port),
             "transport.port": str(self.transport_port),
             "path.data": str(self.root / "data"),
             "path.logs": str(self.root / "logs"),
-            "path.repo": str(self.repo_root),
-            # Drills run on developer machines with full-ish disks; the disk-full fault is
-            # injected on purpose, not by the watermark of whatever disk this happens to be.
-            "cluster.routing.allocation.disk.threshold_enabled": "false",
-            # A 1,000-tenant drill holds 3,000 shards (two data indices and a canary index per
-            # tenant), past the default 1,000 per node; production sizes its cluster for its tenants.
-            "cluster.max_shards_per_node": "4000",
         }
         argv = [str(self.home / "bin" / "elasticsearch")] + [f"-E{k}={v}" for k, v in settings.items()]
         env = dict(
@@ -264,14 +281,4 @@ class PostgresService(LocalService):
         return probe_postgres(self.admin)
 
     def after_ready(self) -> dict[str, str]:
-        """Idempotent, so a restart (not only a first start) also puts the platform's role,
-        password, login right and database back as the runbook expects them."""
-        from drdrill.adapters.postgres import MetadataDb, PgConn
-
-        admin = self.admin
-        platform_db = MetadataDb(PgConn("127.0.0.1", self.port, self.database, self.db_user, self.db_password),
-                                 bindir=self.bindir)
-        platform_db.set_password(admin, self.db_user, self.db_password)
-        if self.database not in platform_db.databases(admin):
-            platform_db.create_database(admin, self.database)
-        return {"postgres": MetadataDb(admin).server_version()}
+        return ensure_platform_database(self.admin, self.database, self.db_user, self.db_password, self.bindir)

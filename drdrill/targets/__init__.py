@@ -1,6 +1,7 @@
 """Drill targets behind one interface (:class:`~drdrill.targets.base.DrillTarget`): one module
 per target. ``local`` runs the services as processes on loopback; ``live`` is an environment
-drdrill did not start (staging); ``containers`` and Kubernetes are to come."""
+drdrill did not start (staging); ``containers`` runs the services on a Docker engine; Kubernetes
+is to come."""
 
 from __future__ import annotations
 
@@ -26,8 +27,14 @@ def make_target(name: str, paths: Paths, stack_settings: StackSettings, settings
             return LocalDrillTarget(LocalStack(paths, stack_settings, stack_name=stack), owned=False)
         return LocalDrillTarget(LocalStack(paths, stack_settings, stack_name=f"drill-{drill_id}"), owned=True)
     if name == "containers":
-        raise HarnessError("the containers target needs a Docker engine, and drdrill cannot drive one yet",
-                           hint="use --target local (real processes on loopback)")
+        from drdrill.stack.containers import ContainerStack
+        from drdrill.targets.containers import ContainersDrillTarget
+
+        if stack is not None:
+            return ContainersDrillTarget(ContainerStack(paths, stack_settings, stack_name=stack,
+                                                        images=settings.images), owned=False)
+        return ContainersDrillTarget(ContainerStack(paths, stack_settings, stack_name=f"drill-{drill_id}",
+                                                    images=settings.images), owned=True)
     if name == "live":
         if stack is not None:
             raise UsageError("--stack names a local stack; it does not go with --target live",

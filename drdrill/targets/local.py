@@ -18,6 +18,7 @@ from drdrill.core.layout import Tenant
 from drdrill.drill.restore import RESTORE_COPIES_PREFIX
 from drdrill.errors import HarnessError
 from drdrill.provision.postgres import find_pg_bindir
+from drdrill.stack.containers import ContainerStack
 from drdrill.stack.local import LocalStack
 from drdrill.targets.base import Endpoints
 
@@ -29,7 +30,7 @@ class LocalDrillTarget:
 
     name = "local"
 
-    def __init__(self, stack: LocalStack, *, owned: bool = True) -> None:
+    def __init__(self, stack: LocalStack | ContainerStack, *, owned: bool = True) -> None:
         self.stack, self.owned = stack, owned
         self._endpoints: Endpoints | None = None
         # Backup-store keys (and their ETags) that existed before the run: never altered.

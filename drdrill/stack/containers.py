@@ -1,0 +1,384 @@
+"""The ``containers`` target's stack: Elasticsearch, MinIO and PostgreSQL as containers on a
+Docker engine, started with testcontainers.
+
+One container per service on a user-defined network, ports published on 127.0.0.1 only, data
+on named volumes; everything labelled with the stack's name (:data:`LABEL_STACK`) so that
+``down`` removes exactly it, also after a crash. The disaster is real: the Elasticsearch and
+PostgreSQL containers are killed and their volumes removed; a redeployment is new containers
+from the same images, at the same addresses with the same credentials.
+
+Elasticsearch's snapshot repository is a host directory bind-mounted at the same path inside
+the container (the integ-test-zip has no repository-s3): snapshots are copied between it and
+MinIO, the store of record, exactly as on the local target.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import secrets
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drdrill.adapters.docker_engine import LABEL_SERVICE, LABEL_STACK, DockerEngine
+from drdrill.adapters.postgres import PgConn
+from drdrill.config import ContainerImages, Paths, StackSettings
+from drdrill.errors import EngineMissing, StackError
+from drdrill.provision.images import PG_MAJOR, ImageBuilder
+from drdrill.provision.postgres import find_pg_bindir
+from drdrill.provision.users import current_user, ensure_service_user
+from drdrill.stack.readiness import wait_for
+from drdrill.stack.services import (
+    ensure_platform_database,
+    platform_es_settings,
+    probe_elasticsearch,
+    probe_minio,
+    probe_postgres,
+)
+from drdrill.stack.state import PG_ADMIN_USER, StackWorkdir, free_port, write_private_json
+from drdrill.targets.base import Endpoints
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("elasticsearch", "minio", "postgres")
+CONTAINER_PORTS = {"elasticsearch": 9200, "minio": 9000, "postgres": 5432}
+DATA_PATHS = {"elasticsearch": "/usr/share/elasticsearch/data", "minio": "/data",
+              "postgres": "/var/lib/postgresql/data"}
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """How one service's container runs (pure data: no Docker in here)."""
+
+    service: str
+    image: str
+    host_port: int
+    env: dict[str, str] = field(repr=False)
+    volumes: dict[str, str]  # named volume or host path -> path in the container
+    user: str | None = None
+    command: list[str] | None = None
+    mem_limit: str | None = None
+
+    @property
+    def container_port(self) -> int:
+        return CONTAINER_PORTS[self.service]
+
+
+def container_specs(stack: str, state: dict[str, Any], es_uid: int, es_heap_mb: int) -> dict[str, ContainerSpec]:
+    """The three containers of ``state`` (ports, credentials, images, repository path)."""
+    ep = Endpoints.from_dict(state["endpoints"])
+    ports, images = state["ports"], state["images"]
+    assert ep.es_repo_root is not None
+    repo = str(ep.es_repo_root)
+    es_env = {
+        **platform_es_settings(f"drdrill-{stack}"[:60], ep.es_repo_root),
+        # Inside the container; the engine publishes it on 127.0.0.1 only.
+        "http.host": "0.0.0.0", "http.port": "9200", "transport.host": "127.0.0.1",  # noqa: S104
+        "ES_JAVA_OPTS": f"-Xms{es_heap_mb}m -Xmx{es_heap_mb}m",
+    }
+    return {
+        # Any uid in group 0 may run the (official-style) image; this one owns the repository.
+        "elasticsearch": ContainerSpec("elasticsearch", images["elasticsearch"], ports["elasticsearch"], es_env,
+                                       {volume_name(stack, "elasticsearch"): DATA_PATHS["elasticsearch"], repo: repo},
+                                       user=f"{es_uid}:0", mem_limit=f"{es_heap_mb * 2 + 512}m"),
+        "minio": ContainerSpec("minio", images["minio"], ports["minio"],
+                               {"MINIO_ROOT_USER": ep.s3_access_key, "MINIO_ROOT_PASSWORD": ep.s3_secret_key,
+                                "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"},
+                               {volume_name(stack, "minio"): DATA_PATHS["minio"]},
+                               command=["server", "--quiet", "--address", ":9000", "/data"]),
+        "postgres": ContainerSpec("postgres", images["postgres"], ports["postgres"],
+                                  {"POSTGRES_PASSWORD": ep.pg_admin_password},
+                                  {volume_name(stack, "postgres"): DATA_PATHS["postgres"]}),
+    }
+
+
+def container_name(stack: str, service: str) -> str:
+    return f"drdrill-{stack}-{service}"
+
+
+def volume_name(stack: str, service: str) -> str:
+    return f"drdrill-{stack}-{service}-data"
+
+
+class ContainerStack(StackWorkdir):
+    """The three services as containers. The constructor does no I/O."""
+
+    name = "containers"
+
+    def __init__(self, paths: Paths, settings: StackSettings, *, stack_name: str = "default",
+                 images: ContainerImages | None = None, engine: DockerEngine | None = None) -> None:
+        super().__init__(paths, settings, stack_name=stack_name)
+        self.images = images or ContainerImages()
+        self.engine = engine or DockerEngine(paths.state_dir, paths.cache_dir)
+        self.built: dict[str, Any] = {}  # image facts of this run (build times, ids)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_STACK: self.stack_name}
+
+    @property
+    def repo_root(self) -> Path:
+        return self.workdir / "elasticsearch" / "repo"
+
+    def _es_uid(self) -> int:
+        user = ensure_service_user(self.paths.cache_dir) or current_user()
+        return user.uid
+
+    def provision(self, es_version: str | None = None) -> dict[str, str]:
+        """The image of each service: the ones the settings name, else drdrill's own builds
+        (made once per machine and inputs)."""
+        self.engine.ensure()
+        version = es_version or self.settings.es_version
+        named = self.images.named()
+        if len(named) < len(SERVICES):
+            built = ImageBuilder(self.engine, self.paths.cache_dir).ensure(version, self.settings.minio_version)
+            self.built = {k: {"tag": v.tag, "id": v.id, "built": v.built, "seconds": round(v.seconds, 1)}
+                          for k, v in built.items()}
+            own = {"elasticsearch": f"drdrill/elasticsearch:{version}", "postgres": f"drdrill/postgres:{PG_MAJOR}",
+                   "minio": f"drdrill/minio:{self.settings.minio_version}"}
+            return {service: named.get(service) or own[service] for service in SERVICES}
+        return named
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def up(self) -> Endpoints:
+        with self._locked():
+            state = self._read_state()
+            if state and "endpoints" in state:
+                if all(self._probe(s, state)[0] for s in SERVICES):
+                    log.info("stack %s is already up", self.stack_name)
+                    return Endpoints.from_dict(state["endpoints"])
+                log.warning("stack %s is half up from an earlier run: removing it first", self.stack_name)
+                self._remove_all()
+            started = time.monotonic()
+            images = self.provision()
+            state = self._new_state(images)
+            write_private_json(self.state_path, state)
+            try:
+                self.engine.ensure_network(self._network, self.labels)
+                self._start(list(SERVICES), state)
+            except BaseException:
+                self._remove_all()  # nothing drdrill started may outlive a failed up (Ctrl-C too)
+                self.state_path.unlink(missing_ok=True)
+                raise
+            log.info("stack %s up in %.1fs (containers on %s)", self.stack_name, time.monotonic() - started,
+                     self.engine.info.host if self.engine.info else "?")
+            return Endpoints.from_dict(state["endpoints"])
+
+    @property
+    def _network(self) -> str:
+        return f"drdrill-{self.stack_name}"
+
+    def _new_state(self, images: dict[str, str]) -> dict[str, Any]:
+        endpoints = Endpoints(
+            elasticsearch_url="", s3_endpoint="", s3_access_key="drdrill-" + secrets.token_hex(6),
+            s3_secret_key=secrets.token_urlsafe(24), bucket=self.settings.bucket, pg_host="127.0.0.1", pg_port=0,
+            pg_database=self.settings.database, pg_user=self.settings.db_user,
+            pg_password=secrets.token_urlsafe(24), pg_admin_user=PG_ADMIN_USER,
+            pg_admin_password=secrets.token_urlsafe(24), es_repo_root=self.repo_root)
+        ports = {service: free_port() for service in SERVICES}
+        data = endpoints.to_dict() | {
+            "elasticsearch_url": f"http://127.0.0.1:{ports['elasticsearch']}",
+            "s3_endpoint": f"http://127.0.0.1:{ports['minio']}", "pg_port": ports["postgres"]}
+        return {"stack": self.stack_name, "kind": "containers",
+                "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "settings": {"es_version": self.settings.es_version, "minio_version": self.settings.minio_version},
+                "engine": self.engine.info.host if self.engine.info else None,
+                "images": images, "ports": ports, "endpoints": data}
+
+    def _prepare_repo(self, uid: int) -> None:
+        shutil.rmtree(self.repo_root.parent, ignore_errors=True)
+        self.repo_root.mkdir(parents=True)
+        for path in (self.repo_root.parent, self.repo_root):
+            if os.geteuid() == 0:
+                os.chown(path, uid, 0)
+            os.chmod(path, 0o770)
+
+    def _start(self, services: list[str], state: dict[str, Any]) -> None:
+        from testcontainers.core.container import DockerContainer
+
+        uid = self._es_uid()
+        specs = container_specs(self.stack_name, state, uid, self.settings.es_heap_mb)
+        if "elasticsearch" in services and not self.repo_root.exists():
+            self._prepare_repo(uid)
+        for service in services:
+            spec = specs[service]
+            for volume in spec.volumes:
+                if not volume.startswith("/"):
+                    self.engine.create_volume(volume, self.labels | {LABEL_SERVICE: service})
+            container = DockerContainer(spec.image, name=container_name(self.stack_name, service), env=spec.env)
+            # Published on loopback only: docker-py takes (address, port), testcontainers' typing an int.
+            container.ports[f"{spec.container_port}/tcp"] = ("127.0.0.1", spec.host_port)  # type: ignore[assignment]
+            for source, target in spec.volumes.items():
+                container.with_volume_mapping(source, target, "rw")
+            if spec.command:
+                container.with_command(spec.command)
+            container.with_kwargs(labels=self.labels | {LABEL_SERVICE: service}, network=self._network,
+                                  user=spec.user, mem_limit=spec.mem_limit)
+            container.start()
+        endpoints = Endpoints.from_dict(state["endpoints"])
+        for service in services:
+            name = container_name(self.stack_name, service)
+            waited = wait_for(
+                service, functools.partial(self._probe, service, state), timeout_s=self.settings.ready_timeout_s,
+                log_tail=functools.partial(self.engine.logs, name, 30),
+                exited=functools.partial(self._exit_code, name), hint=f"see `docker logs {name}`")
+            log.info("%s ready on 127.0.0.1:%d (%.1fs)", service, specs[service].host_port, waited)
+            endpoints.versions.update(self._after_ready(service, endpoints))
+        state["endpoints"] = endpoints.to_dict()
+        write_private_json(self.state_path, state)
+
+    def _exit_code(self, name: str) -> int | None:
+        return self.engine.container_state(name)[1]
+
+    def _after_ready(self, service: str, ep: Endpoints) -> dict[str, str]:
+        if service == "elasticsearch":
+            from drdrill.adapters.elasticsearch import SearchCluster
+
+            cluster = SearchCluster(ep.elasticsearch_url, request_timeout_s=10)
+            try:
+                return {"elasticsearch": cluster.version()}
+            finally:
+                cluster.close()
+        if service == "minio":
+            from drdrill.adapters.s3 import ObjectStore
+
+            ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key, ep.bucket).ensure_bucket()
+            return {"minio": self.settings.minio_version}
+        admin = PgConn(ep.pg_host, ep.pg_port, "postgres", ep.pg_admin_user, ep.pg_admin_password)
+        return ensure_platform_database(admin, ep.pg_database, ep.pg_user, ep.pg_password, find_pg_bindir())
+
+    def _probe(self, service: str, state: dict[str, Any]) -> tuple[bool, str]:
+        ep = Endpoints.from_dict(state["endpoints"])
+        status, _code = self.engine.container_state(container_name(self.stack_name, service))
+        if status != "running":
+            return False, f"container {status}"
+        if service == "elasticsearch":
+            return probe_elasticsearch(ep.elasticsearch_url)
+        if service == "minio":
+            return probe_minio(ep.s3_endpoint)
+        return probe_postgres(PgConn(ep.pg_host, ep.pg_port, "postgres", ep.pg_admin_user, ep.pg_admin_password))
+
+    # --- disaster and redeployment ---------------------------------------------------------
+
+    def destroy(self, services: list[str]) -> list[str]:
+        """The disaster: the containers killed (no grace) and their volumes removed; for
+        Elasticsearch also its repository directory (the node's own disk)."""
+        with self._locked():
+            self._state_of_up_stack()
+            destroyed = []
+            for service in services:
+                name = container_name(self.stack_name, service)
+                self.engine.kill_and_remove(name)
+                if self.engine.container(name) is not None:
+                    raise StackError(f"container {name} survived removal: the disaster did not happen")
+                self.engine.remove_volume(volume_name(self.stack_name, service))
+                if service == "elasticsearch":
+                    shutil.rmtree(self.repo_root.parent, ignore_errors=True)
+                destroyed.append(service)
+            return destroyed
+
+    def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None) -> Endpoints:
+        """New containers from the same images (or another Elasticsearch version), at the same
+        addresses with the same credentials; ``wipe=False`` keeps their volumes (a restart)."""
+        with self._locked():
+            state = self._state_of_up_stack()
+            if es_version is not None and "elasticsearch" in services:
+                state["images"]["elasticsearch"] = self.provision(es_version)["elasticsearch"]
+                state["settings"]["es_version"] = es_version
+            for service in services:
+                self.engine.kill_and_remove(container_name(self.stack_name, service))
+                if wipe:
+                    self.engine.remove_volume(volume_name(self.stack_name, service))
+                    if service == "elasticsearch":
+                        shutil.rmtree(self.repo_root.parent, ignore_errors=True)
+            self._start(services, state)
+            return Endpoints.from_dict(state["endpoints"])
+
+    def rotate_minio_secret(self) -> None:
+        """MinIO restarts on its data with a root secret nobody holds (the recorded credentials
+        stay the platform's, now stale); :meth:`redeploy` of ``minio`` puts them back."""
+        with self._locked():
+            state = self._state_of_up_stack()
+            rotated = {**state, "endpoints": {**state["endpoints"], "s3_secret_key": secrets.token_urlsafe(24)}}
+            self.engine.kill_and_remove(container_name(self.stack_name, "minio"))
+            self._start(["minio"], rotated)
+            write_private_json(self.state_path, state)  # the platform's credentials stay recorded
+
+    def redeploy_hooks(self, services: list[str]) -> None:
+        state = self._state_of_up_stack()
+        ep = Endpoints.from_dict(state["endpoints"])
+        for service in services:
+            self._after_ready(service, ep)
+
+    def log_tails(self, lines: int = 200) -> dict[str, str]:
+        return {service: self.engine.logs(container_name(self.stack_name, service), lines) for service in SERVICES}
+
+    def signal_service(self, service: str, signum: int) -> None:
+        """SIGSTOP / SIGCONT pause and resume the container (the cgroup freezer: every process in
+        it); SIGKILL kills it."""
+        name = container_name(self.stack_name, service)
+        if signum == signal.SIGSTOP:
+            self.engine.pause(name)
+        elif signum == signal.SIGCONT:
+            self.engine.unpause(name)
+        else:
+            found = self.engine.container(name)
+            if found is None:
+                raise StackError(f"no {service} in stack {self.stack_name!r}")
+            found.kill(signal=signum)
+
+    def process_state(self, service: str) -> str:
+        """running / stopped (paused) / not running, as the local target says it."""
+        status, _ = self.engine.container_state(container_name(self.stack_name, service))
+        return {"running": "running", "paused": "stopped (paused)"}.get(status, "not running")
+
+    def _remove_all(self) -> list[str]:
+        removed = self.engine.remove_labelled(self.stack_name)
+        return [c.removeprefix(f"drdrill-{self.stack_name}-") for c in removed["containers"]]
+
+    def down(self, *, purge: bool = False) -> list[str]:
+        """Remove every container, network and volume labelled with this stack."""
+        with self._locked():
+            try:
+                self.engine.ensure(may_start=False)
+            except EngineMissing:
+                if self._read_state():
+                    raise  # containers may run there: the state must stay for a later `down`
+                stopped = []  # never started anything: nothing to remove but the work directory
+            else:
+                stopped = self._remove_all()
+            self.state_path.unlink(missing_ok=True)
+        if purge and self.workdir.exists():
+            shutil.rmtree(self.paths.check_stack_dir(self.workdir), ignore_errors=True)
+        return stopped
+
+    def status(self) -> dict[str, Any]:
+        state = self._read_state()
+        if not state:
+            return {"stack": self.stack_name, "workdir": str(self.workdir), "up": False, "services": []}
+        rows = []
+        for service in SERVICES:
+            name = container_name(self.stack_name, service)
+            healthy, detail = self._probe(service, state)
+            rows.append({"service": service, "container": name, "image": state["images"][service],
+                         "port": state["ports"][service], "running": self.process_state(service) == "running",
+                         "healthy": healthy, "detail": detail})
+        return {"stack": self.stack_name, "workdir": str(self.workdir), "kind": "containers",
+                "up": all(r["healthy"] for r in rows), "created_at": state.get("created_at"),
+                "engine": state.get("engine"), "images": state.get("images"),
+                "versions": state["endpoints"].get("versions", {}), "services": rows}
+
+    def image_facts(self) -> dict[str, Any]:
+        """Which images ran, with their ids (digests of the local builds), for the report."""
+        state = self._read_state() or {}
+        facts = {}
+        for service, tag in (state.get("images") or {}).items():
+            facts[service] = self.engine.describe_image(tag)
+        return facts
