@@ -8,6 +8,7 @@ from pytest_bdd import given, parsers, then, when
 
 from drdrill.core.layout import Tenant
 from drdrill.drill import faults
+from drdrill.drill.container_faults import CONTAINER_FAULTS
 
 
 @given("the drill is expected to fail")
@@ -27,7 +28,7 @@ def _for_tenant(injector):
     return step
 
 
-for _phrase, _injector in faults.SIMPLE_FAULTS.items():
+for _phrase, _injector in (faults.SIMPLE_FAULTS | CONTAINER_FAULTS).items():
     when(_phrase)(_simple(_injector))
     given(_phrase)(_simple(_injector))
 

@@ -263,6 +263,52 @@ class DockerEngine:
         status = str(state.get("Status", "unknown"))
         return status, int(state["ExitCode"]) if status in ("exited", "dead") else None
 
+    def oom_killed(self, name: str) -> str | None:
+        """How the kernel's OOM killer ended the container, or None if it did not."""
+        found = self.container(name)
+        if found is None:
+            return None
+        found.reload()
+        if not found.attrs.get("State", {}).get("OOMKilled"):
+            return None
+        limit = int(found.attrs.get("HostConfig", {}).get("Memory") or 0)
+        return f"killed by the kernel's OOM killer (memory limit {limit // 2**20} MiB)" if limit else \
+            "killed by the kernel's OOM killer"
+
+    def exhaust_memory(self, name: str) -> int:
+        """Make the container run out of memory: its limit drops to just above what it uses now
+        (lowering it below is refused on cgroup v1), then a second process pushes past it. That
+        process stays far smaller than the service's own, so the kernel's OOM killer picks the
+        service (shielding the hog with oom_score_adj needs a capability the engine may not
+        grant). Returns the new limit in bytes."""
+        found = self._must(name)
+        stats = found.stats(stream=False).get("memory_stats", {})
+        usage = int(stats.get("usage", 0))
+        resident = max(0, usage - int((stats.get("stats") or {}).get("cache", 0)))
+        limit = usage + 128 * 2**20
+        hog = limit - resident + 64 * 2**20  # past the limit even once all page cache is reclaimed
+        if not resident or hog >= resident:
+            raise StackError(f"container {name} holds {resident // 2**20} MiB: a process of {hog // 2**20} MiB "
+                             "would be the OOM killer's choice, not the service")
+        found.update(mem_limit=limit, memswap_limit=limit)
+        found.exec_run(["sh", "-c", f"head -c {hog} /dev/zero | tail"], detach=True)
+        return limit
+
+    def exec(self, name: str, argv: list[str], *, user: str | None = None) -> tuple[int, str]:
+        result = self._must(name).exec_run(argv, user=user or "")
+        return int(result.exit_code or 0), bytes(result.output or b"").decode("utf-8", "replace")
+
+    def disconnect(self, network: str, name: str) -> None:
+        self.client.networks.get(network).disconnect(name, force=True)
+
+    def connect(self, network: str, name: str) -> None:
+        self.client.networks.get(network).connect(name, aliases=[name])
+
+    def networks_of(self, name: str) -> list[str]:
+        found = self._must(name)
+        found.reload()
+        return sorted((found.attrs.get("NetworkSettings", {}).get("Networks") or {}).keys())
+
     def logs(self, name: str, lines: int = 200) -> str:
         found = self.container(name)
         if found is None:

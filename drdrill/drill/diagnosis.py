@@ -60,9 +60,12 @@ def _minio(platform: Platform, target: DrillTarget | None) -> list[Probe]:
 
 
 def _elasticsearch(platform: Platform, target: DrillTarget | None) -> list[Probe]:
-    """Most specific first: a dead or paused process, then a shard Elasticsearch cannot place
+    """Most specific first: a dead or paused process, a full data disk, then a shard Elasticsearch cannot place
     (its own explanation, e.g. a disk watermark), then overall health."""
     probes = _process(target, "elasticsearch", "Elasticsearch")
+    disk = target.data_disk("elasticsearch") if target is not None else None
+    if disk is not None:  # a full data disk hangs Elasticsearch: say so before "not answering"
+        probes.append(Probe("Elasticsearch data disk has free space (df)", not disk.full, disk.describe()))
     ok, health = platform.cluster.probe(PROBE_TIMEOUT_S)
     if health.startswith("cluster health"):  # it answered: ask why anything is unassigned
         problem = platform.cluster.allocation_problem()

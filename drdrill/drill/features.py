@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,13 @@ from drdrill.errors import UsageError
 # The step library that ships with drdrill (the repository's steps/, installed as drdrill.steps).
 BUNDLED_STEPS = ("drdrill.steps.drill_steps", "drdrill.steps.fault_steps", "drdrill.steps.restore_test_steps")
 PROJECT_STEPS_PACKAGE = "drdrill_project_steps"
+
+log = logging.getLogger(__name__)
 # A feature tagged so is the non-destructive restore test of the platform's own backups: what
 # `--target live` runs by default. Every other feature destroys something.
 RESTORE_TEST_TAG = "restore-test"
+# A feature tagged so makes faults only a Docker engine can (features/faults/containers.feature).
+CONTAINERS_TAG = "containers"
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class LoadedFeature:
     @property
     def destructive(self) -> bool:
         return RESTORE_TEST_TAG not in self.tags
+
+    def runs_on(self, target: str) -> bool:
+        return CONTAINERS_TAG not in self.tags or target == "containers"
 
 
 def feature_files(paths: list[Path]) -> list[Path]:
@@ -102,6 +110,19 @@ def default_features(project_dir: Path, target: str) -> list[LoadedFeature]:
     if not chosen:
         raise UsageError(f"{root}: no feature files for --target {target}",
                          hint="name feature files on the command line")
+    return chosen
+
+
+def for_target(loaded: list[LoadedFeature], target: str) -> list[LoadedFeature]:
+    """The features a target can run: ``@containers`` ones only on containers. Named alone on
+    another target, they are a usage error; in a directory with others, they are left out."""
+    chosen = [f for f in loaded if f.runs_on(target)]
+    if loaded and not chosen:
+        raise UsageError(f"{loaded[0].path.name} needs --target containers (its faults need a Docker engine)",
+                         hint="drdrill run FEATURE --target containers")
+    left_out = [f.path.name for f in loaded if not f.runs_on(target)]
+    if left_out:
+        log.info("left out on --target %s (they need --target containers): %s", target, ", ".join(left_out))
     return chosen
 
 

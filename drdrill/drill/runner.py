@@ -28,6 +28,7 @@ from drdrill.drill.features import (
     binding_module,
     default_features,
     feature_files,
+    for_target,
     load_features,
     step_modules,
 )
@@ -125,7 +126,7 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
     drill_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     report_dir = request.report_dir or request.project_dir / "reports" / drill_id
     _check_report_dir(report_dir)
-    loaded = load_features(chosen, request.project_dir) if chosen is not None else \
+    loaded = for_target(load_features(chosen, request.project_dir), request.target) if chosen is not None else \
         default_features(request.project_dir, request.target)
     settings = _settings(request)
     if overrides:

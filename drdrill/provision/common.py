@@ -112,3 +112,30 @@ def make_world_readable(root: Path) -> None:
                 continue
             mode = os.stat(full).st_mode
             os.chmod(full, mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
+def go_install(cache_dir: Path, name: str, package: str, version: str, *, produces: str) -> Path:
+    """A Go program built once per machine with ``go install package@version`` (no release
+    binaries are fetched): ``<cache>/<name>/<version>/<name>``."""
+    binary = cache_dir / name / version / name
+    if binary.exists():
+        return binary
+    with file_lock(cache_dir / "locks" / f"{name}-{version}.lock"):
+        if binary.exists():
+            return binary
+        go = require_tool("go", "install Go 1.24 or newer (https://go.dev/doc/install or apt-get install golang)")
+        staging = binary.parent.with_name(binary.parent.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        env = dict(os.environ, GOBIN=str(staging), CGO_ENABLED="0", GOFLAGS="-buildvcs=false")
+        run_step(f"building {name} {version} with go install (once per machine)",
+                 [go, "install", f"{package}@{version}"],
+                 log_path=cache_dir / "logs" / f"{name}-{version}-build.log", env=env, timeout_s=3600)
+        if not (staging / produces).exists():
+            raise ProvisionError(f"go install finished but produced no {produces}", hint=f"see {cache_dir / 'logs'}")
+        if produces != name:
+            os.replace(staging / produces, staging / name)
+        make_world_readable(staging)
+        shutil.rmtree(binary.parent, ignore_errors=True)
+        os.replace(staging, binary.parent)
+    return binary

@@ -5,7 +5,8 @@
 * ``drdrill/postgres:15`` - PostgreSQL 15 from Debian's packages, inside ``docker build``;
 * ``drdrill/elasticsearch:<version>`` - the integ-test-zip distribution and the Java runtime
   the local target uses;
-* ``drdrill/minio:<version>`` - the pinned MinIO binary built with ``go install``.
+* ``drdrill/minio:<version>`` - the pinned MinIO binary built with ``go install``;
+* ``drdrill/toxiproxy:<version>`` - Toxiproxy, likewise: the object store's network path.
 
 Each image carries the hash of its inputs (Dockerfile, scripts, versions, the base image's id)
 and is rebuilt only when that hash changes. The images follow the official images' conventions
@@ -32,6 +33,8 @@ from drdrill.provision.common import file_lock, run_step
 from drdrill.provision.elasticsearch import ensure_elasticsearch
 from drdrill.provision.java import find_java, strip_unsupported_jvm_options
 from drdrill.provision.minio import ensure_minio
+from drdrill.provision.toxiproxy import VERSION as TOXIPROXY_VERSION
+from drdrill.provision.toxiproxy import ensure_toxiproxy
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,13 @@ done < <(env -0)
 exec /usr/share/elasticsearch/bin/elasticsearch "${args[@]}" "$@"
 """
 
+TOXIPROXY_DOCKERFILE = f"""\
+FROM {BASE_TAG}
+COPY toxiproxy /usr/bin/toxiproxy-server
+EXPOSE 8474
+ENTRYPOINT ["/usr/bin/toxiproxy-server"]
+"""
+
 MINIO_DOCKERFILE = f"""\
 FROM {BASE_TAG}
 COPY minio /usr/bin/minio
@@ -141,7 +151,23 @@ class ImageBuilder:
                                              POSTGRES_DOCKERFILE, {"entrypoint.sh": POSTGRES_ENTRYPOINT})
             images["elasticsearch"] = self._elasticsearch(es_version, base_id)
             images["minio"] = self._minio(minio_version, base_id)
+            images["toxiproxy"] = self._toxiproxy(base_id)
             return images
+
+    def ensure_toxiproxy(self) -> BuiltImage:
+        """Only the proxy (the services' images are named in the settings)."""
+        with file_lock(self.cache_dir / "locks" / "images.lock"):
+            self._base()
+            return self._toxiproxy(self.engine.image_id(BASE_TAG))
+
+    def _toxiproxy(self, base_id: str) -> BuiltImage:
+        binary = ensure_toxiproxy(self.cache_dir)
+
+        def stage(context: Path) -> None:
+            shutil.copy2(binary, context / "toxiproxy")
+
+        return self._build("toxiproxy", f"drdrill/toxiproxy:{TOXIPROXY_VERSION}", base_id, TOXIPROXY_DOCKERFILE, {},
+                           stage=stage, extra=(TOXIPROXY_VERSION,))
 
     def _base(self) -> BuiltImage:
         inputs = _digest("mmdebstrap", *MMDEBSTRAP_ARGS)

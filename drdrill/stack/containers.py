@@ -28,6 +28,7 @@ from typing import Any
 
 from drdrill.adapters.docker_engine import LABEL_SERVICE, LABEL_STACK, DockerEngine
 from drdrill.adapters.postgres import PgConn
+from drdrill.adapters.toxiproxy import STORE_PROXY, Toxic, Toxiproxy
 from drdrill.config import ContainerImages, Paths, StackSettings
 from drdrill.errors import EngineMissing, StackError
 from drdrill.provision.images import PG_MAJOR, ImageBuilder
@@ -42,12 +43,15 @@ from drdrill.stack.services import (
     probe_postgres,
 )
 from drdrill.stack.state import PG_ADMIN_USER, StackWorkdir, free_port, write_private_json
-from drdrill.targets.base import Endpoints
+from drdrill.targets.base import DiskUsage, Endpoints
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("elasticsearch", "minio", "postgres")
-CONTAINER_PORTS = {"elasticsearch": 9200, "minio": 9000, "postgres": 5432}
+# Toxiproxy stands between every client and MinIO: MinIO's port is the proxy's, so the store's
+# network can be made slow or cut (faults) without any client being told.
+CONTAINERS = (*SERVICES, "toxiproxy")
+TOXIPROXY_API_PORT = 8474
 DATA_PATHS = {"elasticsearch": "/usr/share/elasticsearch/data", "minio": "/data",
               "postgres": "/var/lib/postgresql/data"}
 
@@ -58,20 +62,18 @@ class ContainerSpec:
 
     service: str
     image: str
-    host_port: int
+    publish: dict[int, int]  # container port -> port on 127.0.0.1
     env: dict[str, str] = field(repr=False)
     volumes: dict[str, str]  # named volume or host path -> path in the container
     user: str | None = None
     command: list[str] | None = None
     mem_limit: str | None = None
-
-    @property
-    def container_port(self) -> int:
-        return CONTAINER_PORTS[self.service]
+    tmpfs: dict[str, str] = field(default_factory=dict)  # path -> mount options (a size-limited disk)
 
 
 def container_specs(stack: str, state: dict[str, Any], es_uid: int, es_heap_mb: int) -> dict[str, ContainerSpec]:
-    """The three containers of ``state`` (ports, credentials, images, repository path)."""
+    """The containers of ``state`` (ports, credentials, images, repository path; Elasticsearch's
+    data on a size-limited tmpfs while ``es_data_limit_mb`` is set: the full-disk fault)."""
     ep = Endpoints.from_dict(state["endpoints"])
     ports, images = state["ports"], state["images"]
     assert ep.es_repo_root is not None
@@ -82,19 +84,28 @@ def container_specs(stack: str, state: dict[str, Any], es_uid: int, es_heap_mb: 
         "http.host": "0.0.0.0", "http.port": "9200", "transport.host": "127.0.0.1",  # noqa: S104
         "ES_JAVA_OPTS": f"-Xms{es_heap_mb}m -Xmx{es_heap_mb}m",
     }
+    es_volumes = {volume_name(stack, "elasticsearch"): DATA_PATHS["elasticsearch"], repo: repo}
+    es_tmpfs = {}
+    if state.get("es_data_limit_mb"):
+        del es_volumes[volume_name(stack, "elasticsearch")]
+        es_tmpfs = {DATA_PATHS["elasticsearch"]: f"size={int(state['es_data_limit_mb'])}m,mode=1777"}
     return {
         # Any uid in group 0 may run the (official-style) image; this one owns the repository.
-        "elasticsearch": ContainerSpec("elasticsearch", images["elasticsearch"], ports["elasticsearch"], es_env,
-                                       {volume_name(stack, "elasticsearch"): DATA_PATHS["elasticsearch"], repo: repo},
-                                       user=f"{es_uid}:0", mem_limit=f"{es_heap_mb * 2 + 512}m"),
-        "minio": ContainerSpec("minio", images["minio"], ports["minio"],
+        "elasticsearch": ContainerSpec("elasticsearch", images["elasticsearch"], {9200: ports["elasticsearch"]},
+                                       es_env, es_volumes, user=f"{es_uid}:0", mem_limit=f"{es_heap_mb * 2 + 512}m",
+                                       tmpfs=es_tmpfs),
+        # Not published: clients reach MinIO through Toxiproxy, on the port the endpoint names.
+        "minio": ContainerSpec("minio", images["minio"], {},
                                {"MINIO_ROOT_USER": ep.s3_access_key, "MINIO_ROOT_PASSWORD": ep.s3_secret_key,
                                 "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"},
                                {volume_name(stack, "minio"): DATA_PATHS["minio"]},
                                command=["server", "--quiet", "--address", ":9000", "/data"]),
-        "postgres": ContainerSpec("postgres", images["postgres"], ports["postgres"],
+        "postgres": ContainerSpec("postgres", images["postgres"], {5432: ports["postgres"]},
                                   {"POSTGRES_PASSWORD": ep.pg_admin_password},
                                   {volume_name(stack, "postgres"): DATA_PATHS["postgres"]}),
+        "toxiproxy": ContainerSpec("toxiproxy", images["toxiproxy"],
+                                   {TOXIPROXY_API_PORT: ports["toxiproxy"], 9000: ports["minio"]}, {}, {},
+                                   command=["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT)]),  # noqa: S104
     }
 
 
@@ -136,14 +147,17 @@ class ContainerStack(StackWorkdir):
         self.engine.ensure()
         version = es_version or self.settings.es_version
         named = self.images.named()
+        builder = ImageBuilder(self.engine, self.paths.cache_dir)
         if len(named) < len(SERVICES):
-            built = ImageBuilder(self.engine, self.paths.cache_dir).ensure(version, self.settings.minio_version)
-            self.built = {k: {"tag": v.tag, "id": v.id, "built": v.built, "seconds": round(v.seconds, 1)}
-                          for k, v in built.items()}
-            own = {"elasticsearch": f"drdrill/elasticsearch:{version}", "postgres": f"drdrill/postgres:{PG_MAJOR}",
-                   "minio": f"drdrill/minio:{self.settings.minio_version}"}
-            return {service: named.get(service) or own[service] for service in SERVICES}
-        return named
+            built = builder.ensure(version, self.settings.minio_version)
+        else:  # only the proxy is drdrill's own
+            built = {"toxiproxy": builder.ensure_toxiproxy()}
+        self.built = {k: {"tag": v.tag, "id": v.id, "built": v.built, "seconds": round(v.seconds, 1)}
+                      for k, v in built.items()}
+        own = {"elasticsearch": f"drdrill/elasticsearch:{version}", "postgres": f"drdrill/postgres:{PG_MAJOR}",
+               "minio": f"drdrill/minio:{self.settings.minio_version}"}
+        return {service: named.get(service) or own[service] for service in SERVICES} | \
+            {"toxiproxy": built["toxiproxy"].tag}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -162,7 +176,7 @@ class ContainerStack(StackWorkdir):
             write_private_json(self.state_path, state)
             try:
                 self.engine.ensure_network(self._network, self.labels)
-                self._start(list(SERVICES), state)
+                self._start(list(CONTAINERS), state)
             except BaseException:
                 self._remove_all()  # nothing drdrill started may outlive a failed up (Ctrl-C too)
                 self.state_path.unlink(missing_ok=True)
@@ -182,7 +196,7 @@ class ContainerStack(StackWorkdir):
             pg_database=self.settings.database, pg_user=self.settings.db_user,
             pg_password=secrets.token_urlsafe(24), pg_admin_user=PG_ADMIN_USER,
             pg_admin_password=secrets.token_urlsafe(24), es_repo_root=self.repo_root)
-        ports = {service: free_port() for service in SERVICES}
+        ports = {service: free_port() for service in CONTAINERS}
         data = endpoints.to_dict() | {
             "elasticsearch_url": f"http://127.0.0.1:{ports['elasticsearch']}",
             "s3_endpoint": f"http://127.0.0.1:{ports['minio']}", "pg_port": ports["postgres"]}
@@ -213,31 +227,43 @@ class ContainerStack(StackWorkdir):
                 if not volume.startswith("/"):
                     self.engine.create_volume(volume, self.labels | {LABEL_SERVICE: service})
             container = DockerContainer(spec.image, name=container_name(self.stack_name, service), env=spec.env)
-            # Published on loopback only: docker-py takes (address, port), testcontainers' typing an int.
-            container.ports[f"{spec.container_port}/tcp"] = ("127.0.0.1", spec.host_port)  # type: ignore[assignment]
+            for inside, outside in spec.publish.items():
+                # Loopback only: docker-py takes (address, port), testcontainers' typing an int.
+                container.ports[f"{inside}/tcp"] = ("127.0.0.1", outside)  # type: ignore[assignment]
             for source, target in spec.volumes.items():
                 container.with_volume_mapping(source, target, "rw")
+            for path, options in spec.tmpfs.items():
+                container.tmpfs[path] = options
             if spec.command:
                 container.with_command(spec.command)
             container.with_kwargs(labels=self.labels | {LABEL_SERVICE: service}, network=self._network,
                                   user=spec.user, mem_limit=spec.mem_limit)
             container.start()
         endpoints = Endpoints.from_dict(state["endpoints"])
-        for service in services:
+        # The proxy first: MinIO's readiness is probed through it.
+        for service in sorted(services, key=lambda s: s != "toxiproxy"):
             name = container_name(self.stack_name, service)
             waited = wait_for(
                 service, functools.partial(self._probe, service, state), timeout_s=self.settings.ready_timeout_s,
                 log_tail=functools.partial(self.engine.logs, name, 30),
                 exited=functools.partial(self._exit_code, name), hint=f"see `docker logs {name}`")
-            log.info("%s ready on 127.0.0.1:%d (%.1fs)", service, specs[service].host_port, waited)
-            endpoints.versions.update(self._after_ready(service, endpoints))
+            log.info("%s ready (%.1fs)", service, waited)
+            endpoints.versions.update(self._after_ready(service, endpoints, state))
         state["endpoints"] = endpoints.to_dict()
         write_private_json(self.state_path, state)
+
+    def toxiproxy(self, state: dict[str, Any] | None = None) -> Toxiproxy:
+        ports = (state or self._state_of_up_stack())["ports"]
+        return Toxiproxy(f"http://127.0.0.1:{ports['toxiproxy']}")
 
     def _exit_code(self, name: str) -> int | None:
         return self.engine.container_state(name)[1]
 
-    def _after_ready(self, service: str, ep: Endpoints) -> dict[str, str]:
+    def _after_ready(self, service: str, ep: Endpoints, state: dict[str, Any]) -> dict[str, str]:
+        if service == "toxiproxy":
+            self.toxiproxy(state).ensure_proxy(STORE_PROXY, "0.0.0.0:9000",  # inside the container
+                                               f"{container_name(self.stack_name, 'minio')}:9000")
+            return {}
         if service == "elasticsearch":
             from drdrill.adapters.elasticsearch import SearchCluster
 
@@ -263,6 +289,8 @@ class ContainerStack(StackWorkdir):
             return probe_elasticsearch(ep.elasticsearch_url)
         if service == "minio":
             return probe_minio(ep.s3_endpoint)
+        if service == "toxiproxy":
+            return self.toxiproxy(state).probe()
         return probe_postgres(PgConn(ep.pg_host, ep.pg_port, "postgres", ep.pg_admin_user, ep.pg_admin_password))
 
     # --- disaster and redeployment ---------------------------------------------------------
@@ -284,11 +312,15 @@ class ContainerStack(StackWorkdir):
                 destroyed.append(service)
             return destroyed
 
-    def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None) -> Endpoints:
+    def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None,
+                 es_data_limit_mb: int | None = None) -> Endpoints:
         """New containers from the same images (or another Elasticsearch version), at the same
-        addresses with the same credentials; ``wipe=False`` keeps their volumes (a restart)."""
+        addresses with the same credentials; ``wipe=False`` keeps their volumes (a restart);
+        ``es_data_limit_mb`` puts Elasticsearch's data on a disk of that size."""
         with self._locked():
             state = self._state_of_up_stack()
+            if "elasticsearch" in services:
+                state["es_data_limit_mb"] = es_data_limit_mb
             if es_version is not None and "elasticsearch" in services:
                 state["images"]["elasticsearch"] = self.provision(es_version)["elasticsearch"]
                 state["settings"]["es_version"] = es_version
@@ -315,10 +347,10 @@ class ContainerStack(StackWorkdir):
         state = self._state_of_up_stack()
         ep = Endpoints.from_dict(state["endpoints"])
         for service in services:
-            self._after_ready(service, ep)
+            self._after_ready(service, ep, state)
 
     def log_tails(self, lines: int = 200) -> dict[str, str]:
-        return {service: self.engine.logs(container_name(self.stack_name, service), lines) for service in SERVICES}
+        return {service: self.engine.logs(container_name(self.stack_name, service), lines) for service in CONTAINERS}
 
     def signal_service(self, service: str, signum: int) -> None:
         """SIGSTOP / SIGCONT pause and resume the container (the cgroup freezer: every process in
@@ -335,9 +367,64 @@ class ContainerStack(StackWorkdir):
             found.kill(signal=signum)
 
     def process_state(self, service: str) -> str:
-        """running / stopped (paused) / not running, as the local target says it."""
-        status, _ = self.engine.container_state(container_name(self.stack_name, service))
-        return {"running": "running", "paused": "stopped (paused)"}.get(status, "not running")
+        """running / stopped (paused) / not running, as the local target says it; a container
+        the kernel OOM-killed says so."""
+        name = container_name(self.stack_name, service)
+        status, code = self.engine.container_state(name)
+        if status in ("running", "paused"):
+            return {"running": "running", "paused": "stopped (paused)"}[status]
+        oom = self.engine.oom_killed(name) if status != "missing" else None
+        if oom:
+            return f"not running ({oom})"
+        return "not running" if code is None else f"not running (exited with status {code})"
+
+    def data_disk(self, service: str) -> DiskUsage | None:
+        """``df`` of the service's data path, inside its container (None: not running)."""
+        name = container_name(self.stack_name, service)
+        if self.engine.container_state(name)[0] != "running":
+            return None
+        code, out = self.engine.exec(name, ["df", "-Pk", DATA_PATHS[service]])
+        fields = out.strip().splitlines()[-1].split() if code == 0 and out.strip() else []
+        if len(fields) < 6 or not (fields[1].isdigit() and fields[3].isdigit()):
+            return None
+        return DiskUsage(f"{DATA_PATHS[service]} in container {name}", int(fields[1]) * 1024, int(fields[3]) * 1024)
+
+    # --- faults only containers can make ------------------------------------------------------
+
+    def slow_store(self, toxics: list[Toxic]) -> None:
+        proxy = self.toxiproxy()
+        for toxic in toxics:
+            proxy.add(toxic)
+
+    def heal_store_network(self) -> None:
+        """No toxics, MinIO back on the network."""
+        self.toxiproxy().clear()
+        minio = container_name(self.stack_name, "minio")
+        if self.engine.container(minio) is not None and self._network not in self.engine.networks_of(minio):
+            self.engine.connect(self._network, minio)
+
+    def partition_store(self) -> None:
+        """MinIO leaves the network: nothing reaches it (its process runs on, as behind a cut link)."""
+        self.engine.disconnect(self._network, container_name(self.stack_name, "minio"))
+
+    def oom_kill(self, service: str) -> None:
+        """The container's memory runs out: the kernel's OOM killer ends its largest process."""
+        limit = self.engine.exhaust_memory(container_name(self.stack_name, service))
+        log.info("%s's memory cgroup filled to its limit (%d MiB)", service, limit // 2**20)
+
+    def fill_disk(self, size_mb: int = 256) -> str:
+        """A real full disk: Elasticsearch redeployed with its data on a ``size_mb`` filesystem,
+        which ``dd`` inside the container then fills to the last block. Returns what ``df``
+        says of it."""
+        self.redeploy(["elasticsearch"], es_data_limit_mb=size_mb)
+        path = DATA_PATHS["elasticsearch"]
+        filler = f"{path}/drdrill-disk-filler"
+        _code, out = self.engine.exec(container_name(self.stack_name, "elasticsearch"),
+                                      ["sh", "-c", f"dd if=/dev/zero of={filler} bs=1M count={size_mb} 2>&1; "
+                                                   f"df -k {path} | tail -1"])
+        if "No space left on device" not in out:
+            raise StackError(f"filling Elasticsearch's disk did not fill it: {out.strip()[-200:]}")
+        return out.strip().splitlines()[-1]
 
     def _remove_all(self) -> list[str]:
         removed = self.engine.remove_labelled(self.stack_name)
@@ -364,7 +451,7 @@ class ContainerStack(StackWorkdir):
         if not state:
             return {"stack": self.stack_name, "workdir": str(self.workdir), "up": False, "services": []}
         rows = []
-        for service in SERVICES:
+        for service in CONTAINERS:
             name = container_name(self.stack_name, service)
             healthy, detail = self._probe(service, state)
             rows.append({"service": service, "container": name, "image": state["images"][service],

@@ -40,7 +40,7 @@ from drdrill.stack.services import (
     probe_postgres,
 )
 from drdrill.stack.state import PG_ADMIN_USER, StackWorkdir, free_port, write_private_json
-from drdrill.targets.base import Endpoints
+from drdrill.targets.base import DiskUsage, Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +279,15 @@ class LocalStack(StackWorkdir):
                 process.signal_group(record, signum)
                 return
         raise StackError(f"no {service} in stack {self.stack_name!r}")
+
+    def data_disk(self, service: str) -> DiskUsage | None:
+        """The filesystem holding the service's data directory."""
+        data = self.workdir / service / "data"
+        try:
+            usage = shutil.disk_usage(data)
+        except OSError:
+            return None
+        return DiskUsage(str(data), usage.total, usage.free)
 
     def process_state(self, service: str) -> str:
         """running / stopped (paused, e.g. SIGSTOP) / not running."""

@@ -80,6 +80,25 @@ class Endpoints:
         return cls(**values)  # type: ignore[arg-type]  # the JSON stack.json was written from
 
 
+@dataclass(frozen=True)
+class DiskUsage:
+    where: str
+    total_bytes: int
+    free_bytes: int
+
+    # Full: what is left cannot hold a shard's next segment or a cluster-state write.
+    FULL_BELOW_BYTES = 16 * 2**20
+
+    @property
+    def full(self) -> bool:
+        return self.free_bytes < min(self.FULL_BELOW_BYTES, self.total_bytes // 100 + 1)
+
+    def describe(self) -> str:
+        used = 100 * (self.total_bytes - self.free_bytes) / self.total_bytes if self.total_bytes else 100.0
+        return (f"{self.free_bytes / 2**20:.1f} MiB free of {self.total_bytes / 2**20:.0f} MiB ({used:.0f}% used) "
+                f"on {self.where}" + ("; the disk is full" if self.full else ""))
+
+
 SITE_SERVICES = ["elasticsearch", "postgres"]  # MinIO is the off-site backup store: it survives
 
 
@@ -100,6 +119,10 @@ class DrillTarget(Protocol):
     def redeploy(self, services: list[str], *, es_version: str | None = None) -> object: ...
 
     def process_state(self, service: str) -> str: ...
+
+    def data_disk(self, service: str) -> DiskUsage | None:
+        """Space on the service's data disk (None: the target cannot see it)."""
+        ...
 
     def signal_service(self, service: str, signum: int) -> None: ...
 

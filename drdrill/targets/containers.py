@@ -3,10 +3,14 @@ with images drdrill builds locally or the ones the settings name."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from drdrill.adapters.toxiproxy import Toxic
 from drdrill.stack.containers import ContainerStack
 from drdrill.targets.local import LocalDrillTarget
+
+log = logging.getLogger(__name__)
 
 
 class ContainersDrillTarget(LocalDrillTarget):
@@ -19,6 +23,39 @@ class ContainersDrillTarget(LocalDrillTarget):
 
     def __init__(self, stack: ContainerStack, *, owned: bool = True) -> None:
         super().__init__(stack, owned=owned)
+        self._store_faulted = False
+        self._disk_filled = False
+
+    # --- faults only containers can make (drdrill.drill.container_faults) -------------------
+
+    def partition_store(self) -> None:
+        self._store_faulted = True
+        self.stack.partition_store()
+
+    def slow_store(self, toxics: list[Toxic]) -> None:
+        self._store_faulted = True
+        self.stack.slow_store(toxics)
+
+    def oom_kill(self, service: str) -> None:
+        self.stack.oom_kill(service)
+
+    def fill_disk(self) -> str:
+        self._disk_filled = True
+        usage = self.stack.fill_disk()
+        log.info("Elasticsearch's data disk is full: %s", usage)
+        self._endpoints = self.stack.endpoints()
+        return usage
+
+    def undo_faults(self) -> None:
+        """The store's network whole again, Elasticsearch back on its own volume; then what
+        every target undoes (paused or dead containers, rotated keys)."""
+        if self._store_faulted:
+            self.stack.heal_store_network()
+            self._store_faulted = False
+        if self._disk_filled:
+            self.redeploy(["elasticsearch"])
+            self._disk_filled = False
+        super().undo_faults()
 
     def describe(self) -> dict[str, Any]:
         engine = self.stack.engine.info

@@ -27,6 +27,7 @@ from drdrill.adapters.s3 import ObjectStore
 from drdrill.core.layout import Tenant
 from drdrill.drill.restore import RESTORE_COPIES_PREFIX
 from drdrill.errors import ConfigError, HarnessError
+from drdrill.targets.base import DiskUsage
 from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,9 @@ class LiveTarget:
 
     def process_state(self, service: str) -> str:
         return "n/a"  # a remote service's process is not drdrill's to see
+
+    def data_disk(self, service: str) -> DiskUsage | None:
+        return None  # nor its disk
 
     def signal_service(self, service: str, signum: int) -> None:
         raise HarnessError("fault injection is not available on --target live")

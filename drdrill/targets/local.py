@@ -20,7 +20,7 @@ from drdrill.errors import HarnessError
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.stack.containers import ContainerStack
 from drdrill.stack.local import LocalStack
-from drdrill.targets.base import Endpoints
+from drdrill.targets.base import DiskUsage, Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,9 @@ class LocalDrillTarget:
     def signal_service(self, service: str, signum: int) -> None:
         self.stack.signal_service(service, signum)
 
+    def data_disk(self, service: str) -> DiskUsage | None:
+        return self.stack.data_disk(service)
+
     def _store_admin(self) -> StoreAdmin:
         ep = self._endpoints or self.stack.endpoints()
         return StoreAdmin(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key)
@@ -148,7 +151,7 @@ class LocalDrillTarget:
             if state.startswith("stopped"):
                 log.info("resuming paused %s", service)
                 self.signal_service(service, signal.SIGCONT)
-            elif state == "not running":
+            elif state.startswith("not running"):
                 # MinIO restarts on its data (the backups); the site's services come back empty,
                 # as the reset below would leave them anyway.
                 log.info("restarting %s", service)

@@ -30,6 +30,8 @@ def expected_matrix() -> dict[str, tuple[str, str, str | None]]:
     """scenario name -> (kind, phase, diagnosis words), read from the Then steps of the catalogue."""
     matrix: dict[str, tuple[str, str, str | None]] = {}
     for feature in sorted(FAULTS.glob("*.feature")):
+        if "@containers" in feature.read_text().split("Feature:")[0]:
+            continue  # left out on the local target (tests/integration/test_containers_faults.py)
         name = None
         for line in feature.read_text().splitlines():
             line = line.strip()

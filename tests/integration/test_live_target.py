@@ -233,7 +233,14 @@ def test_ctrl_c_mid_restore_leaves_nothing_behind(staging, tmp_path, unchanged):
     assert proc.stderr is not None
     for line in proc.stderr:
         if f"restored 1/{len(TENANTS)} tenants" in line:
-            proc.send_signal(signal.SIGINT)
+            # Staging's Elasticsearch is frozen first: however late this line was read, the
+            # other tenants cannot finish before the Ctrl-C lands (a 3-tenant restore takes <1 s).
+            staging.stack.signal_service("elasticsearch", signal.SIGSTOP)
+            try:
+                proc.send_signal(signal.SIGINT)
+                time.sleep(1)
+            finally:
+                staging.stack.signal_service("elasticsearch", signal.SIGCONT)
             break
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 3, out

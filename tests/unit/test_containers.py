@@ -17,15 +17,17 @@ from drdrill.targets.base import Endpoints
 def _state(tmp_path: Path) -> dict:
     ep = Endpoints("http://127.0.0.1:1001", "http://127.0.0.1:1002", "drdrill-ak", "s3-secret", "b", "127.0.0.1", 1003,
                    "es_metadata", "es_user", "pg-secret", "postgres", "admin-secret", es_repo_root=tmp_path / "repo")
-    return {"endpoints": ep.to_dict(), "ports": {"elasticsearch": 1001, "minio": 1002, "postgres": 1003},
+    return {"endpoints": ep.to_dict(),
+            "ports": {"elasticsearch": 1001, "minio": 1002, "postgres": 1003, "toxiproxy": 1004},
             "images": {"elasticsearch": "drdrill/elasticsearch:9.5.4", "minio": "drdrill/minio:v1",
-                       "postgres": "drdrill/postgres:15"}}
+                       "postgres": "drdrill/postgres:15", "toxiproxy": "drdrill/toxiproxy:v2"}}
 
 
 def test_specs_publish_each_service_where_its_endpoint_points(tmp_path):
     specs = container_specs("s1", _state(tmp_path), es_uid=998, es_heap_mb=512)
-    assert {s: (spec.host_port, spec.container_port) for s, spec in specs.items()} == {
-        "elasticsearch": (1001, 9200), "minio": (1002, 9000), "postgres": (1003, 5432)}
+    # MinIO is reached only through the proxy, on the port the S3 endpoint names.
+    assert {s: spec.publish for s, spec in specs.items()} == {
+        "elasticsearch": {9200: 1001}, "minio": {}, "postgres": {5432: 1003}, "toxiproxy": {8474: 1004, 9000: 1002}}
     es = specs["elasticsearch"]
     # The repository is the same path inside and out (snapshots are copied to MinIO from the host).
     assert es.volumes[str(tmp_path / "repo")] == str(tmp_path / "repo")
@@ -33,6 +35,14 @@ def test_specs_publish_each_service_where_its_endpoint_points(tmp_path):
     assert es.user == "998:0" and es.mem_limit == "1536m" and "-Xmx512m" in es.env["ES_JAVA_OPTS"]
     assert volume_name("s1", "elasticsearch") in es.volumes
     assert container_name("s1", "minio") == "drdrill-s1-minio"
+    assert not es.tmpfs
+
+
+def test_the_full_disk_fault_puts_elasticsearch_data_on_a_size_limited_tmpfs(tmp_path):
+    es = container_specs("s1", {**_state(tmp_path), "es_data_limit_mb": 64}, es_uid=998, es_heap_mb=512)[
+        "elasticsearch"]
+    assert es.tmpfs == {"/usr/share/elasticsearch/data": "size=64m,mode=1777"}
+    assert volume_name("s1", "elasticsearch") not in es.volumes and str(tmp_path / "repo") in es.volumes
 
 
 def test_secrets_go_to_the_environment_never_to_the_command(tmp_path):
