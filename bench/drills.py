@@ -16,6 +16,7 @@ from drdrill.core.layout import Tenant
 from drdrill.drill.measurement import restore_sample
 from drdrill.drill.session import Drill, DrillOutcome, DrillSettings
 from drdrill.errors import DrdrillError
+from drdrill.targets.base import DrillTarget
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,15 @@ def _fill_from_outcome(result: DrillResult, outcome: DrillOutcome) -> None:
     result.ok = result.ok and outcome.rto_seconds is not None and not outcome.problems
 
 
-def new_drill(bench: Bench, shape: DrillShape, label: str, *, concurrency: int | None = None) -> Drill:
-    """A full-site drill of ``shape`` on an emptied platform, with fresh tenants; nothing run yet."""
-    target = bench.ensure_stack()
-    bench.reset()
+def new_drill(bench: Bench, shape: DrillShape, label: str, *, concurrency: int | None = None,
+              target: DrillTarget | None = None) -> Drill:
+    """A full-site drill of ``shape`` on an emptied platform, with fresh tenants; nothing run yet.
+    ``target``: another target than the bench's shared local stack (emptied by its own heal)."""
+    if target is None:
+        target = bench.ensure_stack()
+        bench.reset()
+    else:
+        target.heal()
     tag = bench.next_tag("d")
     settings = DrillSettings(tenants=make_tenants(tag, shape.tenants),
                              data=DataSpec(indices_per_tenant=shape.indices, docs_per_index=shape.docs_per_index),
@@ -128,11 +134,11 @@ def new_drill(bench: Bench, shape: DrillShape, label: str, *, concurrency: int |
 
 def run_drill(bench: Bench, shape: DrillShape, label: str,
               after_backup: Callable[[Drill], None] | None = None, *,
-              concurrency: int | None = None) -> DrillResult:
+              concurrency: int | None = None, target: DrillTarget | None = None) -> DrillResult:
     """One full-site drill (prepare, backup, site loss, redeploy, restore, verify) on an empty
     platform with fresh tenants. A failed drill is returned with ``ok=False`` and no RTO.
     ``after_backup`` runs between the backup and the disaster (outside the drill's phases)."""
-    drill = new_drill(bench, shape, label, concurrency=concurrency)
+    drill = new_drill(bench, shape, label, concurrency=concurrency, target=target)
     result = DrillResult(shape, label, drill.drill_id, ok=True, problems=[], wall_s=0.0)
     with stopwatch() as took:
         try:

@@ -9,6 +9,8 @@ from pytest_bdd import given, parsers, then, when
 from drdrill.core.layout import Tenant
 from drdrill.drill import faults
 from drdrill.drill.container_faults import CONTAINER_FAULTS
+from drdrill.drill.container_faults import store_slowed as store_slowed_by
+from drdrill.drill.reporting import store_bound_restore
 
 
 @given("the drill is expected to fail")
@@ -41,6 +43,22 @@ for _tenant_phrase, _tenant_injector in faults.TENANT_FAULTS.items():
 @given(parsers.parse('tenant "{tenant}"\'s backup credentials also reach tenant "{other}"\'s path'))
 def widened(drill, tenant, other):
     faults.credentials_widened(drill, Tenant.parse(tenant), Tenant.parse(other))
+
+
+@when(parsers.parse("the object store's network adds {latency_ms:d} ms to every reply and carries at most "
+                    "{kib_per_s:d} KiB/s"))
+def store_slowed(drill, latency_ms, kib_per_s):
+    store_slowed_by(drill, latency_ms, kib_per_s)
+
+
+@then("the report names the object store as the bottleneck of the restore")
+def store_named_bottleneck(drill):
+    found = store_bound_restore(drill.outcome())
+    if found is None:
+        restores = drill.outcome().snapshot_restores
+        raise AssertionError(f"the restore was not bound by the store: fetching took "
+                             f"{sum(r.fetch_seconds for r in restores):.2f}s, restoring "
+                             f"{sum(r.restore_seconds for r in restores):.2f}s")
 
 
 @when(parsers.parse('the repository of tenant "{tenant}" is swapped for that of tenant "{other}"'))

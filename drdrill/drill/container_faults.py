@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from drdrill.adapters.toxiproxy import reset_peer
+from drdrill.adapters.toxiproxy import bandwidth, latency, reset_peer
 from drdrill.errors import UsageError
 from drdrill.stack.readiness import wait_for
 
@@ -38,6 +38,13 @@ def store_partitioned_during_backup(drill: Drill) -> None:
 def store_partitioned_during_restore(drill: Drill) -> None:
     target = _containers(drill)
     drill.arm("restore-snapshots", target.partition_store)
+
+
+def store_slowed(drill: Drill, latency_ms: int, kib_per_s: int) -> None:
+    """Every reply of the store ``latency_ms`` late and at most ``kib_per_s`` towards its clients."""
+    toxics = [t for t in (latency(latency_ms) if latency_ms else None, bandwidth(kib_per_s) if kib_per_s else None)
+              if t is not None]
+    _containers(drill).slow_store(toxics)
 
 
 def store_resets_connections(drill: Drill) -> None:

@@ -200,9 +200,29 @@ def throttled_backup(outcome: DrillOutcome) -> tuple[float, float, str] | None:
     return None
 
 
+# Below this, fetch times are noise (connection set-up), not a store that bounds the restore.
+STORE_BOUND_MIN_FETCH_S = 1.0
+
+
+def store_bound_restore(outcome: DrillOutcome) -> tuple[float, float] | None:
+    """(fetch seconds, restore seconds) when reading the tenants' snapshots out of the object
+    store took longer than Elasticsearch took to restore them: the store (its bandwidth or
+    latency from the recovery site), not Elasticsearch, bounds the RTO."""
+    fetch = sum(r.fetch_seconds for r in outcome.snapshot_restores)
+    restore = sum(r.restore_seconds for r in outcome.snapshot_restores)
+    return (fetch, restore) if fetch >= STORE_BOUND_MIN_FETCH_S and fetch > restore else None
+
+
 def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
     found: dict[str, Weakness] = {}
     for outcome in outcomes:
+        store_bound = store_bound_restore(outcome)
+        if store_bound is not None:
+            found["store-bound"] = Weakness(
+                f"the object store was the bottleneck of the restore: fetching the snapshots took "
+                f"{store_bound[0]:.1f}s, Elasticsearch restoring them {store_bound[1]:.1f}s",
+                "measure the store's latency and bandwidth from the recovery site; a closer or faster copy of "
+                "the backups shortens the RTO more than a larger cluster would")
         backup_throttled = throttled_backup(outcome)
         if backup_throttled is not None:
             found["snapshot-throttle"] = Weakness(

@@ -69,3 +69,22 @@ def test_a_cut_or_resetting_store_is_named_with_the_check_that_proved_it(catalog
                      "The object store resets every connection"):
         text = _diagnoses(report, scenario)
         assert "MinIO health" in text, scenario
+
+
+def test_a_slow_store_still_recovers_and_is_named_the_bottleneck(paths, tmp_path):
+    engine = DockerEngine(paths.state_dir, paths.cache_dir)
+    engine.ensure()
+    try:
+        report_dir = tmp_path / "report"
+        feature = FEATURE.with_name("slow_store.feature")
+        result = subprocess.run([sys.executable, "-m", "drdrill", "-q", "run", str(feature), "--target", "containers",
+                                 "--report-dir", str(report_dir), "--project-dir", str(tmp_path)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=1200, env=dict(os.environ))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        report = json.loads((report_dir / "report.json").read_text())
+        assert report["verdict"] == "passed" and report["achieved"]["rto_seconds"] > 0
+        bottleneck = [w for w in report["weaknesses"] if "object store was the bottleneck" in w["summary"]]
+        assert bottleneck, report["weaknesses"]
+        assert "fetching the snapshots took" in bottleneck[0]["summary"]
+    finally:
+        engine.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from drdrill.adapters.crypto import KdfSpec
 from drdrill.core.clock import FakeClock
 from drdrill.core.layout import Tenant
@@ -271,3 +273,22 @@ def test_isolation_is_tried_on_every_pair_while_few_then_on_neighbours():
     assert all(any(o.org_id != t.org_id for o in v) for t, v in tried.items())
     # Every tenant's path is tried by somebody else's credentials too.
     assert set(many) == {o for v in tried.values() for o in v}
+
+
+def test_a_store_that_takes_longer_to_read_than_elasticsearch_to_restore_is_the_bottleneck():
+    from drdrill.drill.reporting import _weaknesses, store_bound_restore
+    from drdrill.drill.snapshot_restore import SnapshotRestore
+
+    def restore(fetch_s: float, restore_s: float) -> SnapshotRestore:
+        return SnapshotRestore("o/n", "r", "s", "u", ("o-n-a",), fetched_bytes=2**20, fetch_seconds=fetch_s,
+                               restore_seconds=restore_s, shards_total=1, shards_failed=0)
+
+    outcome = _outcome(checks=[], rto=10)
+    outcome.snapshot_restores = [restore(0.9, 0.5), restore(0.8, 0.5)]
+    assert store_bound_restore(outcome) == pytest.approx((1.7, 1.0))
+    assert any("object store was the bottleneck" in w.summary for w in _weaknesses([outcome]))
+    outcome.snapshot_restores = [restore(0.9, 1.5)]  # Elasticsearch took longer
+    assert store_bound_restore(outcome) is None
+    outcome.snapshot_restores = [restore(0.4, 0.1)]  # too short to tell the store from set-up
+    assert store_bound_restore(outcome) is None
+    assert not any("bottleneck" in w.summary for w in _weaknesses([outcome]))
