@@ -34,6 +34,7 @@ LABEL_SERVICE = "io.drdrill.service"
 LABEL_INPUTS = "io.drdrill.inputs"  # on images: the hash of what they were built from
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 ENGINE_START_TIMEOUT_S = 60.0
+_UNSET = object()
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class DockerEngine:
         self._client: docker.DockerClient | None = None
         self._started: subprocess.Popen[bytes] | None = None
         self.info: EngineInfo | None = None
+        self._docker_host_before: str | object | None = _UNSET
 
     @property
     def own_host(self) -> str:
@@ -93,7 +95,7 @@ class DockerEngine:
             if client is not None:
                 return self._use(client, host, managed=host == self.own_host and self._started is not None)
             tried.append(why)
-        if not may_start or self.environ.get("DOCKER_HOST"):
+        if not may_start or self.environ.get("DOCKER_HOST") not in (None, "", self.own_host):
             raise EngineMissing(f"no Docker engine answers ({'; '.join(tried)})",
                                 hint="start dockerd, or unset DOCKER_HOST to let drdrill start its own")
         self._start_own()
@@ -105,6 +107,8 @@ class DockerEngine:
 
     def _use(self, client: docker.DockerClient, host: str, *, managed: bool) -> EngineInfo:
         self._client = client
+        if self._docker_host_before is _UNSET:
+            self._docker_host_before = os.environ.get("DOCKER_HOST")
         os.environ["DOCKER_HOST"] = host  # for testcontainers, which reads only the environment
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
         version = str(client.version().get("Version", "unknown"))
@@ -170,6 +174,13 @@ class DockerEngine:
         if self._started is None:
             return
         proc, self._started = self._started, None
+        # The engine is gone: DOCKER_HOST goes back to what it was (a later ensure() may start one).
+        if self._docker_host_before is not _UNSET:
+            before, self._docker_host_before = self._docker_host_before, _UNSET
+            if isinstance(before, str):
+                os.environ["DOCKER_HOST"] = before
+            else:
+                os.environ.pop("DOCKER_HOST", None)
         if proc.poll() is None:
             proc.terminate()
             try:
