@@ -48,7 +48,7 @@ tools:
 		echo "installing chromium and poppler-utils (Debian packages) ..."; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends chromium poppler-utils fonts-dejavu-core >/dev/null; }
-	@command -v dockerd >/dev/null && command -v mmdebstrap >/dev/null || { \
+	@{ command -v dockerd || test -x /usr/sbin/dockerd; } >/dev/null && command -v mmdebstrap >/dev/null || { \
 		echo "installing docker.io and mmdebstrap (Debian packages) for the containers target ..."; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends docker.io mmdebstrap >/dev/null; }

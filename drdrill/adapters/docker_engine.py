@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drdrill.errors import EngineMissing, ProvisionError, StackError
-from drdrill.provision.common import file_lock, run_step
+from drdrill.provision.common import apt_install
 
 if TYPE_CHECKING:
     import docker
@@ -60,12 +60,13 @@ class DockerEngine:
     def own_host(self) -> str:
         return f"unix://{self.root / 'docker.sock'}"
 
-    def candidates(self) -> list[str]:
-        """Where an engine may answer: ``DOCKER_HOST`` if set (then only there: the user chose),
-        else the default socket, then the engine drdrill started earlier."""
-        if self.environ.get("DOCKER_HOST"):
-            return [self.environ["DOCKER_HOST"]]
-        return [DEFAULT_SOCKET, self.own_host]
+    def candidates(self, prefer: str | None = None) -> list[str]:
+        """Where an engine may answer: ``prefer`` first (the engine a stack was started on);
+        then ``DOCKER_HOST`` if set (then only there: the user chose), else the default socket,
+        then the engine drdrill started earlier."""
+        chosen = self.environ.get("DOCKER_HOST")
+        found = [chosen] if chosen else [DEFAULT_SOCKET, self.own_host]
+        return list(dict.fromkeys([prefer, *found])) if prefer else found
 
     @property
     def client(self) -> docker.DockerClient:
@@ -77,20 +78,24 @@ class DockerEngine:
     def _try(self, host: str) -> tuple[docker.DockerClient | None, str]:
         import docker
 
+        client = None
         try:
             client = docker.DockerClient(base_url=host, timeout=120)
             client.ping()
             return client, ""
         except Exception as exc:  # any failure to reach it is "not there"
+            if client is not None:
+                client.close()
             return None, f"{host}: {type(exc).__name__}: {str(exc)[:200]}"
 
-    def ensure(self, *, may_start: bool = True) -> EngineInfo:
+    def ensure(self, *, may_start: bool = True, prefer: str | None = None) -> EngineInfo:
         """An engine that answers, started (and installed, where drdrill may) if none does.
-        testcontainers reads ``DOCKER_HOST``, so it is pointed at the engine found."""
+        testcontainers reads ``DOCKER_HOST``, so it is pointed at the engine found. ``prefer``:
+        the engine a stack runs on (its state file says which), tried first."""
         if self.info is not None:
             return self.info
         tried = []
-        for host in self.candidates():
+        for host in self.candidates(prefer):
             client, why = self._try(host)
             if client is not None:
                 return self._use(client, host, managed=host == self.own_host and self._started is not None)
@@ -98,7 +103,7 @@ class DockerEngine:
         if not may_start or self.environ.get("DOCKER_HOST") not in (None, "", self.own_host):
             raise EngineMissing(f"no Docker engine answers ({'; '.join(tried)})",
                                 hint="start dockerd, or unset DOCKER_HOST to let drdrill start its own")
-        self._start_own()
+        self._start_own("; ".join(tried))
         client, why = self._try(self.own_host)
         if client is None:
             raise EngineMissing(f"the Docker engine drdrill started does not answer: {why}",
@@ -116,11 +121,11 @@ class DockerEngine:
         log.info("Docker engine %s at %s%s", version, host, " (started by drdrill)" if managed else "")
         return self.info
 
-    def _start_own(self) -> None:
+    def _start_own(self, tried: str) -> None:
         """dockerd as a child of this process, its state under drdrill's state directory."""
         if os.geteuid() != 0:
-            raise EngineMissing("no Docker engine answers, and only root can start one",
-                                hint="start dockerd (or set DOCKER_HOST), or run drdrill as root")
+            raise EngineMissing(f"no Docker engine answers ({tried}), and only root can start one",
+                                hint="start dockerd and join the docker group (or set DOCKER_HOST), or run as root")
         dockerd = shutil.which("dockerd") or self._install()
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
@@ -148,18 +153,9 @@ class DockerEngine:
         raise EngineMissing(f"dockerd did not start: {last}", hint=f"see {self.root / 'dockerd.log'}")
 
     def _install(self) -> str:
-        apt = shutil.which("apt-get")
-        if apt is None:
-            raise EngineMissing("no Docker engine answers and dockerd is not installed",
-                                hint="install Docker (Debian: apt-get install docker.io), or set DOCKER_HOST")
-        with file_lock(self.cache_dir / "locks" / "docker.lock"):
-            if shutil.which("dockerd") is None:
-                env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-                logs = self.cache_dir / "logs" / "docker-apt.log"
-                run_step("apt-get update", [apt, "update", "-q"], log_path=logs, env=env)
-                run_step("installing the Docker engine from Debian's packages (docker.io)",
-                         [apt, "install", "-y", "-q", "--no-install-recommends", "docker.io", "mmdebstrap"],
-                         log_path=logs, env=env)
+        apt_install(self.cache_dir, "docker", "installing the Docker engine from Debian's packages (docker.io)",
+                    ["docker.io", "mmdebstrap"], present=lambda: shutil.which("dockerd") is not None,
+                    how="install Docker (Debian: apt-get install docker.io), or set DOCKER_HOST")
         dockerd = shutil.which("dockerd")
         if dockerd is None:
             raise ProvisionError("docker.io installed but no dockerd on PATH", hint="see the apt log in the cache")
@@ -236,15 +232,27 @@ class DockerEngine:
 
     def import_rootfs(self, tarball: Path, tag: str, inputs: str) -> None:
         repository, _, version = tag.partition(":")
-        self.client.api.import_image_from_file(str(tarball), repository=repository, tag=version,
-                                               changes=[f"LABEL {LABEL_INPUTS}={inputs}", 'CMD ["/bin/bash"]'])
+        self.ensure()
+        with contextlib.closing(self._long_calls()) as api:
+            api.import_image_from_file(str(tarball), repository=repository, tag=version,
+                                       changes=[f"LABEL {LABEL_INPUTS}={inputs}", 'CMD ["/bin/bash"]'])
+
+    def _long_calls(self) -> docker.APIClient:
+        """A client for builds and imports: a silent build step (apt-get -qq) may take minutes,
+        which the everyday client's timeout would cut."""
+        import docker
+
+        assert self.info is not None
+        return docker.APIClient(base_url=self.info.host, timeout=3600)
 
     def build(self, context: Path, tag: str, inputs: str, log_path: Path) -> None:
         """``docker build`` of a prepared context, its output to ``log_path``."""
         started = time.monotonic()
         log.info("building image %s ...", tag)
-        with open(log_path, "w") as out:
-            for chunk in self.client.api.build(path=str(context), tag=tag, labels={LABEL_INPUTS: inputs}, rm=True,
+        self.ensure()
+        api = self._long_calls()
+        with open(log_path, "w") as out, contextlib.closing(api):
+            for chunk in api.build(path=str(context), tag=tag, labels={LABEL_INPUTS: inputs}, rm=True,
                                                forcerm=True, decode=True):
                 if "stream" in chunk:
                     out.write(chunk["stream"])
@@ -295,7 +303,9 @@ class DockerEngine:
         found = self._must(name)
         stats = found.stats(stream=False).get("memory_stats", {})
         usage = int(stats.get("usage", 0))
-        resident = max(0, usage - int((stats.get("stats") or {}).get("cache", 0)))
+        detail = stats.get("stats") or {}
+        # Page cache: "cache" on cgroup v1, "file" on v2 (reclaimable, so not what the kernel kills for).
+        resident = max(0, usage - int(detail.get("cache", detail.get("file", detail.get("inactive_file", 0)))))
         limit = usage + 128 * 2**20
         hog = limit - resident + 64 * 2**20  # past the limit even once all page cache is reclaimed
         if not resident or hog >= resident:
@@ -331,7 +341,7 @@ class DockerEngine:
         found = self.container(name)
         if found is None:
             return
-        found.remove(force=True)
+        found.remove(force=True, v=True)  # v: anonymous volumes of the image go too
 
     def pause(self, name: str) -> None:
         self._must(name).pause()

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from drdrill.errors import ProvisionError, ToolMissing
@@ -112,6 +112,20 @@ def make_world_readable(root: Path) -> None:
                 continue
             mode = os.stat(full).st_mode
             os.chmod(full, mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
+def apt_install(cache_dir: Path, name: str, what: str, packages: Sequence[str], *, present: Callable[[], bool],
+                how: str) -> None:
+    """Debian packages installed once per machine (under a lock, so two processes do not both
+    run apt), unless ``present()`` says they already are."""
+    apt = require_tool("apt-get", how)
+    with file_lock(cache_dir / "locks" / f"{name}.lock"):
+        if present():
+            return
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        logs = cache_dir / "logs" / f"{name}-apt.log"
+        run_step("apt-get update", [apt, "update", "-q"], log_path=logs, env=env)
+        run_step(what, [apt, "install", "-y", "-q", "--no-install-recommends", *packages], log_path=logs, env=env)
 
 
 def go_install(cache_dir: Path, name: str, package: str, version: str, *, produces: str) -> Path:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from drdrill.errors import ToolMissing
-from drdrill.provision.common import file_lock, require_tool, run_step
+from drdrill.provision.common import apt_install
 
 PG_ROOT = Path("/usr/lib/postgresql")
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
@@ -48,18 +48,9 @@ def ensure_postgres(cache_dir: Path) -> Path:
     how = "install Debian's postgresql package: apt-get install -y postgresql"
     if os.geteuid() != 0:
         raise ToolMissing("PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb)", how)
-    apt = require_tool("apt-get", how)
-    with file_lock(cache_dir / "locks" / "postgres.lock"), _services_not_started():
-        if find_pg_bindir() is None:
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            logs = cache_dir / "logs" / "postgres-apt.log"
-            run_step("apt-get update", [apt, "update", "-q"], log_path=logs, env=env)
-            run_step(
-                "installing PostgreSQL from Debian's packages",
-                [apt, "install", "-y", "-q", "--no-install-recommends", "postgresql", "postgresql-client"],
-                log_path=logs,
-                env=env,
-            )
+    with _services_not_started():
+        apt_install(cache_dir, "postgres", "installing PostgreSQL from Debian's packages",
+                    ["postgresql", "postgresql-client"], present=lambda: find_pg_bindir() is not None, how=how)
     bindir = find_pg_bindir()
     if bindir is None:
         raise ToolMissing("PostgreSQL server binaries after apt-get install", how)

@@ -30,7 +30,7 @@ from drdrill.adapters.docker_engine import LABEL_SERVICE, LABEL_STACK, DockerEng
 from drdrill.adapters.postgres import PgConn
 from drdrill.adapters.toxiproxy import STORE_PROXY, Toxic, Toxiproxy
 from drdrill.config import ContainerImages, Paths, StackSettings
-from drdrill.errors import EngineMissing, StackError
+from drdrill.errors import EngineMissing, StackError, UsageError
 from drdrill.provision.images import PG_MAJOR, ImageBuilder
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.provision.users import current_user, ensure_service_user
@@ -92,7 +92,9 @@ def container_specs(stack: str, state: dict[str, Any], es_uid: int, es_heap_mb: 
     return {
         # Any uid in group 0 may run the (official-style) image; this one owns the repository.
         "elasticsearch": ContainerSpec("elasticsearch", images["elasticsearch"], {9200: ports["elasticsearch"]},
-                                       es_env, es_volumes, user=f"{es_uid}:0", mem_limit=f"{es_heap_mb * 2 + 512}m",
+                                       # tmpfs pages count against the limit: room for them too.
+                                       es_env, es_volumes, user=f"{es_uid}:0",
+                                       mem_limit=f"{es_heap_mb * 2 + 512 + int(state.get('es_data_limit_mb') or 0)}m",
                                        tmpfs=es_tmpfs),
         # Not published: clients reach MinIO through Toxiproxy, on the port the endpoint names.
         "minio": ContainerSpec("minio", images["minio"], {},
@@ -129,6 +131,17 @@ class ContainerStack(StackWorkdir):
         self.engine = engine or DockerEngine(paths.state_dir, paths.cache_dir)
         self.built: dict[str, Any] = {}  # image facts of this run (build times, ids)
 
+    def _connect(self, state: dict[str, Any] | None, *, may_start: bool = False) -> None:
+        """The engine this stack's containers run on (its state file says which), else any."""
+        prefer = (state or {}).get("engine")
+        try:
+            self.engine.ensure(may_start=may_start, prefer=prefer)
+        except EngineMissing:
+            if may_start or prefer != self.engine.own_host:
+                raise
+            # drdrill's own engine stopped since (a reboot): start it again on its data.
+            self.engine.ensure(may_start=True, prefer=prefer)
+
     @property
     def labels(self) -> dict[str, str]:
         return {LABEL_STACK: self.stack_name}
@@ -147,6 +160,10 @@ class ContainerStack(StackWorkdir):
         self.engine.ensure()
         version = es_version or self.settings.es_version
         named = self.images.named()
+        if es_version is not None and es_version != self.settings.es_version and "elasticsearch" in named:
+            raise UsageError(f"Elasticsearch {es_version} was asked for, but [containers] elasticsearch_image names "
+                             f"{named['elasticsearch']}: drdrill cannot tell which version that image runs",
+                             hint="drop elasticsearch_image for drills that change the Elasticsearch version")
         builder = ImageBuilder(self.engine, self.paths.cache_dir)
         if len(named) < len(SERVICES):
             built = builder.ensure(version, self.settings.minio_version)
@@ -178,8 +195,14 @@ class ContainerStack(StackWorkdir):
                 self.engine.ensure_network(self._network, self.labels)
                 self._start(list(CONTAINERS), state)
             except BaseException:
-                self._remove_all()  # nothing drdrill started may outlive a failed up (Ctrl-C too)
+                # Nothing drdrill started may outlive a failed up (Ctrl-C too); a failing clean-up
+                # must not hide why up failed.
+                try:
+                    self._remove_all()
+                except Exception as cleanup:
+                    log.warning("could not remove stack %s after the failed start: %s", self.stack_name, cleanup)
                 self.state_path.unlink(missing_ok=True)
+                self.engine.stop()  # only if this object started it
                 raise
             log.info("stack %s up in %.1fs (containers on %s)", self.stack_name, time.monotonic() - started,
                      self.engine.info.host if self.engine.info else "?")
@@ -239,6 +262,7 @@ class ContainerStack(StackWorkdir):
             container.with_kwargs(labels=self.labels | {LABEL_SERVICE: service}, network=self._network,
                                   user=spec.user, mem_limit=spec.mem_limit)
             container.start()
+            container.get_docker_client().client.close()  # the container runs on; its client is done
         endpoints = Endpoints.from_dict(state["endpoints"])
         # The proxy first: MinIO's readiness is probed through it.
         for service in sorted(services, key=lambda s: s != "toxiproxy"):
@@ -299,7 +323,7 @@ class ContainerStack(StackWorkdir):
         """The disaster: the containers killed (no grace) and their volumes removed; for
         Elasticsearch also its repository directory (the node's own disk)."""
         with self._locked():
-            self._state_of_up_stack()
+            self._connect(self._state_of_up_stack())
             destroyed = []
             for service in services:
                 name = container_name(self.stack_name, service)
@@ -319,6 +343,7 @@ class ContainerStack(StackWorkdir):
         ``es_data_limit_mb`` puts Elasticsearch's data on a disk of that size."""
         with self._locked():
             state = self._state_of_up_stack()
+            self._connect(state)
             if "elasticsearch" in services:
                 state["es_data_limit_mb"] = es_data_limit_mb
             if es_version is not None and "elasticsearch" in services:
@@ -433,10 +458,11 @@ class ContainerStack(StackWorkdir):
     def down(self, *, purge: bool = False) -> list[str]:
         """Remove every container, network and volume labelled with this stack."""
         with self._locked():
+            state = self._read_state()
             try:
-                self.engine.ensure(may_start=False)
+                self._connect(state)
             except EngineMissing:
-                if self._read_state():
+                if state:
                     raise  # containers may run there: the state must stay for a later `down`
                 stopped = []  # never started anything: nothing to remove but the work directory
             else:
@@ -450,6 +476,11 @@ class ContainerStack(StackWorkdir):
         state = self._read_state()
         if not state:
             return {"stack": self.stack_name, "workdir": str(self.workdir), "up": False, "services": []}
+        try:
+            self.engine.ensure(may_start=False, prefer=state.get("engine"))  # status starts nothing
+        except EngineMissing as exc:
+            return {"stack": self.stack_name, "workdir": str(self.workdir), "up": False, "services": [],
+                    "engine": state.get("engine"), "detail": exc.one_line()}
         rows = []
         for service in CONTAINERS:
             name = container_name(self.stack_name, service)
@@ -465,6 +496,10 @@ class ContainerStack(StackWorkdir):
     def image_facts(self) -> dict[str, Any]:
         """Which images ran, with their ids (digests of the local builds), for the report."""
         state = self._read_state() or {}
+        try:
+            self.engine.ensure(may_start=False, prefer=state.get("engine"))  # describing starts nothing
+        except EngineMissing:
+            return {}
         facts = {}
         for service, tag in (state.get("images") or {}).items():
             facts[service] = self.engine.describe_image(tag)

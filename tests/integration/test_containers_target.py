@@ -54,7 +54,7 @@ def test_images_build_once_then_come_from_the_cache(engine):
     first = drdrill("images", "build", "--json")
     assert first.returncode == 0, first.stderr
     second = json.loads(drdrill("images", "build", "--json").stdout)["images"]
-    assert {row["service"] for row in second.values()} == {"base", "postgres", "elasticsearch", "minio"}
+    assert {row["service"] for row in second.values()} == {"base", "postgres", "elasticsearch", "minio", "toxiproxy"}
     assert not any(row["built"] for row in second.values())  # nothing changed: nothing rebuilt
     assert {tag: row["id"] for tag, row in json.loads(first.stdout)["images"].items()} == \
         {tag: row["id"] for tag, row in second.items()}
@@ -84,7 +84,7 @@ def test_the_default_drill_passes_on_containers_and_local_with_the_same_counts(e
     facts = containers_report["evidence"]["notes"]["target"]
     assert facts["kind"] == "containers" and facts["engine"]["version"]
     images = facts["images"]
-    assert set(images) == {"elasticsearch", "minio", "postgres"}
+    assert set(images) == {"elasticsearch", "minio", "postgres", "toxiproxy"}
     assert all(image["id"].startswith("sha256:") for image in images.values())
 
 
@@ -134,11 +134,11 @@ def test_a_disaster_kills_containers_and_removes_volumes_and_redeploys_at_the_sa
 
 def test_down_removes_everything_by_label_even_without_its_state_file(stack, engine):
     stack.up()
-    assert len(engine.labelled(stack.stack_name)["containers"]) == 3
+    assert len(engine.labelled(stack.stack_name)["containers"]) == 4  # the three services and Toxiproxy
     stack.state_path.unlink()  # as after a crash of the harness
     result = drdrill("stack", "down", "--target", "containers", "--name", stack.stack_name, "--json")
     assert result.returncode == 0, result.stderr
-    assert sorted(json.loads(result.stdout)["stopped"]) == ["elasticsearch", "minio", "postgres"]
+    assert sorted(json.loads(result.stdout)["stopped"]) == ["elasticsearch", "minio", "postgres", "toxiproxy"]
     assert engine.labelled(stack.stack_name) == {"containers": [], "networks": [], "volumes": []}
 
 
