@@ -228,8 +228,10 @@ def test_ctrl_c_mid_restore_leaves_nothing_behind(staging, tmp_path, unchanged):
     config.write_text(staging.config.read_text() + "\n[restore]\nconcurrency = 1\n")
     proc = subprocess.Popen([sys.executable, "-m", "drdrill", "run", "--target", "live", "--config",
                              str(config), "--report-dir", str(report_dir), "--project-dir", str(tmp_path)],
-                            cwd=ROOT, env=staging.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=staging.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # A shell without job control runs background jobs with SIGINT ignored,
+                            # and children inherit that: the operator's Ctrl-C must reach this one.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     for line in proc.stderr:
         if f"restored 1/{len(TENANTS)} tenants" in line:
