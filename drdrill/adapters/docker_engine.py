@@ -13,12 +13,13 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from drdrill.errors import EngineMissing, ProvisionError, StackError
 from drdrill.provision.common import apt_install
@@ -35,6 +36,12 @@ LABEL_INPUTS = "io.drdrill.inputs"  # on images: the hash of what they were buil
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 ENGINE_START_TIMEOUT_S = 60.0
 _UNSET = object()
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    id: str
+    inputs: str  # the LABEL_INPUTS hash ('' for an image drdrill did not build)
 
 
 @dataclass(frozen=True)
@@ -206,8 +213,6 @@ class DockerEngine:
             return False
         self._client.close()
         self._client, self.info = None, None
-        import signal
-
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
@@ -217,18 +222,15 @@ class DockerEngine:
 
     # --- images --------------------------------------------------------------------------
 
-    def image_inputs(self, tag: str) -> str | None:
-        """The inputs label of image ``tag`` (None: no such image)."""
+    def image(self, tag: str) -> ImageFacts | None:
+        """Image ``tag``'s id and inputs label, in one lookup (None: no such image)."""
         import docker
 
         try:
-            image = self.client.images.get(tag)
+            found = self.client.images.get(tag)
         except docker.errors.ImageNotFound:
             return None
-        return str((image.labels or {}).get(LABEL_INPUTS, ""))
-
-    def image_id(self, tag: str) -> str:
-        return str(self.client.images.get(tag).id)
+        return ImageFacts(str(found.id), str((found.labels or {}).get(LABEL_INPUTS, "")))
 
     def import_rootfs(self, tarball: Path, tag: str, inputs: str) -> None:
         repository, _, version = tag.partition(":")
@@ -396,8 +398,3 @@ class DockerEngine:
         for name in found["volumes"]:
             self.remove_volume(name)
         return found
-
-    def describe_image(self, tag: str) -> dict[str, Any]:
-        image = self.client.images.get(tag)
-        return {"image": tag, "id": image.id, "inputs": (image.labels or {}).get(LABEL_INPUTS)}
-

@@ -317,8 +317,8 @@ class SearchCluster(SnapshotOps):
         """Delete the indices matching ``pattern``, by name: clusters refuse wildcard deletes
         (``action.destructive_requires_name``), and naming them keeps the blast radius visible."""
         names = sorted(self.indices(pattern))
-        for start in range(0, len(names), 50):
-            batch = ",".join(names[start:start + 50])
+        for names_in_batch in _batches(names):  # under Elasticsearch's 4 KB request line
+            batch = ",".join(names_in_batch)
             self._call(f"delete indices {batch}", self.client.indices.delete, index=batch, ignore_unavailable=True)
         return names
 

@@ -254,7 +254,7 @@ def backup_set(platform: Platform, tenants: list[Tenant], at: datetime, password
                                          store=(tenant_stores or {}).get(tenant)))
     if metadata:
         assert password is not None
-        scopes = [layout.ALL_SCOPE, *sorted({t.org_id for t in tenants})]
+        scopes = layout.metadata_scopes(tenants)
         for scope in scopes:
             say(f"metadata dump: {scope}")
             dumps.append(backup_metadata(platform, scope, password, at, kdf=kdf, timeout_s=timeout_s,

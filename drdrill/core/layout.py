@@ -26,6 +26,11 @@ from drdrill.errors import BackupIntegrityError, ConfigError
 DEFAULT_BUCKET = "es-backups"
 METADATA_PREFIX = "metadata/"
 ALL_SCOPE = "all"
+
+
+def metadata_scopes(tenants: Iterable[Tenant]) -> list[str]:
+    """The metadata dumps a backup of ``tenants`` writes: the whole database, then each org."""
+    return [ALL_SCOPE, *sorted({t.org_id for t in tenants})]
 CHECKSUM_SUFFIX = ".sha256"
 SNAPSHOT_PREFIX = "drdrill-"
 

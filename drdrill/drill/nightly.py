@@ -46,7 +46,7 @@ def run_nights(platform: Platform, tenants: list[Tenant], nights: list[datetime]
 def _points(platform: Platform, tenants: list[Tenant], written: set[str]) -> list[RecoveryPoint]:
     """Recovery points of this drill's tenants and scopes that this drill wrote."""
     tagged = {(t.key, name) for t in tenants for name in drdrill_snapshots(platform, t)}
-    scopes = {layout.ALL_SCOPE, *(t.org_id for t in tenants)}
+    scopes = set(layout.metadata_scopes(tenants))
     return [p for p in catalog.recovery_points(platform.store, tenants, tagged_snapshots=tagged)
             if p.name_or_key in written and (p.kind == "snapshot" or p.scope in scopes)]
 
@@ -66,7 +66,7 @@ def coverage(platform: Platform, tenants: list[Tenant], results: list[BackupSetR
              keep_days: int) -> list[Coverage]:
     """What the store holds now of these backups, against the window."""
     scopes: list[tuple[PointKind, str]] = [("snapshot", t.key) for t in tenants]
-    scopes += [("metadata", scope) for scope in sorted({layout.ALL_SCOPE, *(t.org_id for t in tenants)})]
+    scopes += [("metadata", scope) for scope in sorted(layout.metadata_scopes(tenants))]
     return retention_coverage(_points(platform, tenants, written_by(results)), now, keep_days, scopes)
 
 

@@ -151,7 +151,7 @@ class RestoreTest(Session):
 
     def _dump_points(self, platform: Platform, now: datetime, ph: Any) -> None:
         listed = {o.key: o.etag for o in platform.store.list(layout.METADATA_PREFIX)}
-        scopes = [layout.ALL_SCOPE, *sorted({p.tenant.org_id for p in self.tenants})]
+        scopes = layout.metadata_scopes(p.tenant for p in self.tenants)
         for scope in scopes:
             try:
                 entry = newest_dump(platform, scope)

@@ -282,7 +282,7 @@ class Drill(Session):
             self._await_first_canaries()
             now = self.timeline.clock.wall()
             times = past_nights(now, nights)
-            scopes = [layout.ALL_SCOPE, *sorted({t.org_id for t in self.settings.tenants})]
+            scopes = layout.metadata_scopes(self.settings.tenants)
             keys = [layout.metadata_key(scope, at) for scope in scopes for at in times]
             self.target.track_written(keys=keys + [layout.checksum_key(k) for k in keys],
                                       prefixes=[t.repo_prefix for t in self.settings.tenants])

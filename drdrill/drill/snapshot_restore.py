@@ -101,6 +101,9 @@ class _Started:
     began: float
     deadline: float
     unassigned_since: dict[tuple[str, int], float] = field(default_factory=dict)
+    # When Elasticsearch was last asked why a shard is unassigned: a shard queued behind the
+    # node's initial-recovery limit is asked about every ASK_AFTER_S, not on every poll.
+    asked_at: dict[tuple[str, int], float] = field(default_factory=dict)
 
 
 def _start(platform: Platform, job: TenantRestoreJob, drill_id: str, owners: TenantIndices, timeout_s: float,
@@ -162,8 +165,11 @@ def _judge(platform: Platform, started: _Started, copies: list[ShardState], now:
     stuck = [c for c in copies if c.primary and c.state == "UNASSIGNED"]
     for copy in stuck:
         started.unassigned_since.setdefault((copy.index, copy.shard), now)
-    ask = [c for c in stuck if progress == "failed" or now - started.unassigned_since[(c.index, c.shard)] > ASK_AFTER_S]
+    ask = [c for c in stuck if progress == "failed" or (
+        now - started.unassigned_since[(c.index, c.shard)] > ASK_AFTER_S
+        and now - started.asked_at.get((c.index, c.shard), 0.0) > ASK_AFTER_S)]
     for copy in ask[:1]:
+        started.asked_at[(copy.index, copy.shard)] = now
         decision, why = platform.cluster.shard_allocation(copy.index, copy.shard)
         if decision == "no" or progress == "failed":
             return f"{copy.index}[{copy.shard}] cannot be restored: {why or decision}"
@@ -190,15 +196,16 @@ def restore_tenants(platform: Platform, jobs: Sequence[TenantRestoreJob], drill_
     next_job = 0
     last_said = began
 
-    said_count = [0.0]
+    last_count_said = 0.0
 
     def settle(number: int, result: SnapshotRestore | RecoveryFailure) -> None:
+        nonlocal last_count_said
         outcome[number] = result
         now = time.monotonic()
         # A line per tenant while they are few, then about one a second (1,000 tenants).
-        if progress is not None and len(jobs) > 1 and (len(jobs) <= 20 or now - said_count[0] >= 1.0
+        if progress is not None and len(jobs) > 1 and (len(jobs) <= 20 or now - last_count_said >= 1.0
                                                        or len(outcome) == len(jobs)):
-            said_count[0] = now
+            last_count_said = now
             progress(f"restored {len(outcome)}/{len(jobs)} tenants ({now - began:.0f}s)")
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as pool:
@@ -217,7 +224,7 @@ def restore_tenants(platform: Platform, jobs: Sequence[TenantRestoreJob], drill_
                         bug, failure = bug or exc, RestoreFailed(f"internal error: {type(exc).__name__}")
                     settle(number, failure)
             if in_flight:
-                _watch(platform, jobs, in_flight, settle)
+                _watch(platform, in_flight, settle)
             if bug is not None and not starting and not in_flight:
                 for number in range(next_job, len(jobs)):
                     settle(number, RestoreFailed(f"tenant {jobs[number].tenant}: not restored after an internal error"))
@@ -237,7 +244,7 @@ def restore_tenants(platform: Platform, jobs: Sequence[TenantRestoreJob], drill_
     return TenantRestores(restored, failed, workers, time.monotonic() - began)
 
 
-def _watch(platform: Platform, jobs: Sequence[TenantRestoreJob], in_flight: dict[int, _Started],
+def _watch(platform: Platform, in_flight: dict[int, _Started],
            settle: Callable[[int, SnapshotRestore | RecoveryFailure], None]) -> None:
     """One look at every tenant in flight; the complete and the failed leave it."""
     names = [index for started in in_flight.values() for index in started.restored]

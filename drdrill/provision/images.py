@@ -28,7 +28,7 @@ from pathlib import Path
 
 from drdrill.adapters.docker_engine import DockerEngine
 from drdrill.config import es_major
-from drdrill.errors import ToolMissing
+from drdrill.errors import ProvisionError, ToolMissing
 from drdrill.provision.common import file_lock, run_step
 from drdrill.provision.elasticsearch import ensure_elasticsearch
 from drdrill.provision.java import find_java, strip_unsupported_jvm_options
@@ -136,7 +136,8 @@ def inputs_digest(base_id: str, dockerfile: str, files: dict[str, str], extra: t
 
 
 class ImageBuilder:
-    """Builds the three images (and their base) into ``engine``; no I/O before :meth:`ensure`."""
+    """Builds the images (their base, the three services, Toxiproxy) into ``engine``; no I/O
+    before :meth:`ensure`."""
 
     def __init__(self, engine: DockerEngine, cache_dir: Path) -> None:
         self.engine, self.cache_dir = engine, cache_dir
@@ -145,7 +146,7 @@ class ImageBuilder:
     def ensure(self, es_version: str, minio_version: str) -> dict[str, BuiltImage]:
         with file_lock(self.cache_dir / "locks" / "images.lock"):
             base = self._base()
-            base_id = self.engine.image_id(BASE_TAG)
+            base_id = base.id
             images = {"base": base}
             images["postgres"] = self._build("postgres", f"drdrill/postgres:{PG_MAJOR}", base_id,
                                              POSTGRES_DOCKERFILE, {"entrypoint.sh": POSTGRES_ENTRYPOINT})
@@ -157,8 +158,7 @@ class ImageBuilder:
     def ensure_toxiproxy(self) -> BuiltImage:
         """Only the proxy (the services' images are named in the settings)."""
         with file_lock(self.cache_dir / "locks" / "images.lock"):
-            self._base()
-            return self._toxiproxy(self.engine.image_id(BASE_TAG))
+            return self._toxiproxy(self._base().id)
 
     def _toxiproxy(self, base_id: str) -> BuiltImage:
         binary = ensure_toxiproxy(self.cache_dir)
@@ -172,8 +172,9 @@ class ImageBuilder:
     def _base(self) -> BuiltImage:
         inputs = _digest("mmdebstrap", *MMDEBSTRAP_ARGS)
         started = time.monotonic()
-        if self.engine.image_inputs(BASE_TAG) == inputs:
-            return BuiltImage("base", BASE_TAG, self.engine.image_id(BASE_TAG), False, 0.0)
+        found = self.engine.image(BASE_TAG)
+        if found is not None and found.inputs == inputs:
+            return BuiltImage("base", BASE_TAG, found.id, False, 0.0)
         tarball = self.root / "debian-bookworm-minbase.tar"
         if not tarball.exists():
             mmdebstrap = shutil.which("mmdebstrap")
@@ -185,7 +186,7 @@ class ImageBuilder:
                      str(partial)], log_path=self.cache_dir / "logs" / "mmdebstrap.log", timeout_s=900)
             os.replace(partial, tarball)
         self.engine.import_rootfs(tarball, BASE_TAG, inputs)
-        return BuiltImage("base", BASE_TAG, self.engine.image_id(BASE_TAG), True, time.monotonic() - started)
+        return BuiltImage("base", BASE_TAG, self._id(BASE_TAG), True, time.monotonic() - started)
 
     def _elasticsearch(self, version: str, base_id: str) -> BuiltImage:
         home = ensure_elasticsearch(self.cache_dir, version)
@@ -213,8 +214,9 @@ class ImageBuilder:
     def _build(self, service: str, tag: str, base_id: str, dockerfile: str, files: dict[str, str], *,
                stage: Callable[[Path], None] | None = None, extra: tuple[str, ...] = ()) -> BuiltImage:
         inputs = inputs_digest(base_id, dockerfile, files, extra)
-        if self.engine.image_inputs(tag) == inputs:
-            return BuiltImage(service, tag, self.engine.image_id(tag), False, 0.0)
+        found = self.engine.image(tag)
+        if found is not None and found.inputs == inputs:
+            return BuiltImage(service, tag, found.id, False, 0.0)
         started = time.monotonic()
         context = self.root / "context" / service
         shutil.rmtree(context, ignore_errors=True)
@@ -229,4 +231,10 @@ class ImageBuilder:
             self.engine.build(context, tag, inputs, self.cache_dir / "logs" / f"image-{service}.log")
         finally:
             shutil.rmtree(context, ignore_errors=True)
-        return BuiltImage(service, tag, self.engine.image_id(tag), True, time.monotonic() - started)
+        return BuiltImage(service, tag, self._id(tag), True, time.monotonic() - started)
+
+    def _id(self, tag: str) -> str:
+        found = self.engine.image(tag)
+        if found is None:
+            raise ProvisionError(f"image {tag} is missing right after it was built", hint="see the build log")
+        return found.id

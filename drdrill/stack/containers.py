@@ -21,7 +21,6 @@ import secrets
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,19 @@ from drdrill.errors import EngineMissing, StackError, UsageError
 from drdrill.provision.images import PG_MAJOR, ImageBuilder
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.provision.users import current_user, ensure_service_user
+from drdrill.stack.container_specs import (
+    CONTAINERS,
+    DATA_PATHS,
+    SERVICES,
+    container_name,
+    container_specs,
+    volume_name,
+)
 from drdrill.stack.readiness import wait_for
 from drdrill.stack.services import (
+    elasticsearch_version,
+    ensure_bucket,
     ensure_platform_database,
-    platform_es_settings,
     probe_elasticsearch,
     probe_minio,
     probe_postgres,
@@ -47,76 +55,8 @@ from drdrill.targets.base import DiskUsage, Endpoints
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("elasticsearch", "minio", "postgres")
-# Toxiproxy stands between every client and MinIO: MinIO's port is the proxy's, so the store's
-# network can be made slow or cut (faults) without any client being told.
-CONTAINERS = (*SERVICES, "toxiproxy")
-TOXIPROXY_API_PORT = 8474
-DATA_PATHS = {"elasticsearch": "/usr/share/elasticsearch/data", "minio": "/data",
-              "postgres": "/var/lib/postgresql/data"}
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """How one service's container runs (pure data: no Docker in here)."""
-
-    service: str
-    image: str
-    publish: dict[int, int]  # container port -> port on 127.0.0.1
-    env: dict[str, str] = field(repr=False)
-    volumes: dict[str, str]  # named volume or host path -> path in the container
-    user: str | None = None
-    command: list[str] | None = None
-    mem_limit: str | None = None
-    tmpfs: dict[str, str] = field(default_factory=dict)  # path -> mount options (a size-limited disk)
-
-
-def container_specs(stack: str, state: dict[str, Any], es_uid: int, es_heap_mb: int) -> dict[str, ContainerSpec]:
-    """The containers of ``state`` (ports, credentials, images, repository path; Elasticsearch's
-    data on a size-limited tmpfs while ``es_data_limit_mb`` is set: the full-disk fault)."""
-    ep = Endpoints.from_dict(state["endpoints"])
-    ports, images = state["ports"], state["images"]
-    assert ep.es_repo_root is not None
-    repo = str(ep.es_repo_root)
-    es_env = {
-        **platform_es_settings(f"drdrill-{stack}"[:60], ep.es_repo_root),
-        # Inside the container; the engine publishes it on 127.0.0.1 only.
-        "http.host": "0.0.0.0", "http.port": "9200", "transport.host": "127.0.0.1",  # noqa: S104
-        "ES_JAVA_OPTS": f"-Xms{es_heap_mb}m -Xmx{es_heap_mb}m",
-    }
-    es_volumes = {volume_name(stack, "elasticsearch"): DATA_PATHS["elasticsearch"], repo: repo}
-    es_tmpfs = {}
-    if state.get("es_data_limit_mb"):
-        del es_volumes[volume_name(stack, "elasticsearch")]
-        es_tmpfs = {DATA_PATHS["elasticsearch"]: f"size={int(state['es_data_limit_mb'])}m,mode=1777"}
-    return {
-        # Any uid in group 0 may run the (official-style) image; this one owns the repository.
-        "elasticsearch": ContainerSpec("elasticsearch", images["elasticsearch"], {9200: ports["elasticsearch"]},
-                                       # tmpfs pages count against the limit: room for them too.
-                                       es_env, es_volumes, user=f"{es_uid}:0",
-                                       mem_limit=f"{es_heap_mb * 2 + 512 + int(state.get('es_data_limit_mb') or 0)}m",
-                                       tmpfs=es_tmpfs),
-        # Not published: clients reach MinIO through Toxiproxy, on the port the endpoint names.
-        "minio": ContainerSpec("minio", images["minio"], {},
-                               {"MINIO_ROOT_USER": ep.s3_access_key, "MINIO_ROOT_PASSWORD": ep.s3_secret_key,
-                                "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"},
-                               {volume_name(stack, "minio"): DATA_PATHS["minio"]},
-                               command=["server", "--quiet", "--address", ":9000", "/data"]),
-        "postgres": ContainerSpec("postgres", images["postgres"], {5432: ports["postgres"]},
-                                  {"POSTGRES_PASSWORD": ep.pg_admin_password},
-                                  {volume_name(stack, "postgres"): DATA_PATHS["postgres"]}),
-        "toxiproxy": ContainerSpec("toxiproxy", images["toxiproxy"],
-                                   {TOXIPROXY_API_PORT: ports["toxiproxy"], 9000: ports["minio"]}, {}, {},
-                                   command=["-host", "0.0.0.0", "-port", str(TOXIPROXY_API_PORT)]),  # noqa: S104
-    }
-
-
-def container_name(stack: str, service: str) -> str:
-    return f"drdrill-{stack}-{service}"
-
-
-def volume_name(stack: str, service: str) -> str:
-    return f"drdrill-{stack}-{service}-data"
+def _admin(ep: Endpoints) -> PgConn:
+    return PgConn(ep.pg_host, ep.pg_port, "postgres", ep.pg_admin_user, ep.pg_admin_password)
 
 
 class ContainerStack(StackWorkdir):
@@ -289,20 +229,11 @@ class ContainerStack(StackWorkdir):
                                                f"{container_name(self.stack_name, 'minio')}:9000")
             return {}
         if service == "elasticsearch":
-            from drdrill.adapters.elasticsearch import SearchCluster
-
-            cluster = SearchCluster(ep.elasticsearch_url, request_timeout_s=10)
-            try:
-                return {"elasticsearch": cluster.version()}
-            finally:
-                cluster.close()
+            return {"elasticsearch": elasticsearch_version(ep.elasticsearch_url)}
         if service == "minio":
-            from drdrill.adapters.s3 import ObjectStore
-
-            ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key, ep.bucket).ensure_bucket()
+            ensure_bucket(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key, ep.bucket)
             return {"minio": self.settings.minio_version}
-        admin = PgConn(ep.pg_host, ep.pg_port, "postgres", ep.pg_admin_user, ep.pg_admin_password)
-        return ensure_platform_database(admin, ep.pg_database, ep.pg_user, ep.pg_password, find_pg_bindir())
+        return ensure_platform_database(_admin(ep), ep.pg_database, ep.pg_user, ep.pg_password, find_pg_bindir())
 
     def _probe(self, service: str, state: dict[str, Any]) -> tuple[bool, str]:
         ep = Endpoints.from_dict(state["endpoints"])
@@ -315,7 +246,7 @@ class ContainerStack(StackWorkdir):
             return probe_minio(ep.s3_endpoint)
         if service == "toxiproxy":
             return self.toxiproxy(state).probe()
-        return probe_postgres(PgConn(ep.pg_host, ep.pg_port, "postgres", ep.pg_admin_user, ep.pg_admin_password))
+        return probe_postgres(_admin(ep))
 
     # --- disaster and redeployment ---------------------------------------------------------
 
@@ -324,17 +255,21 @@ class ContainerStack(StackWorkdir):
         Elasticsearch also its repository directory (the node's own disk)."""
         with self._locked():
             self._connect(self._state_of_up_stack())
-            destroyed = []
             for service in services:
+                self._remove(service, wipe=True)
                 name = container_name(self.stack_name, service)
-                self.engine.kill_and_remove(name)
                 if self.engine.container(name) is not None:
                     raise StackError(f"container {name} survived removal: the disaster did not happen")
-                self.engine.remove_volume(volume_name(self.stack_name, service))
-                if service == "elasticsearch":
-                    shutil.rmtree(self.repo_root.parent, ignore_errors=True)
-                destroyed.append(service)
-            return destroyed
+            return list(services)
+
+    def _remove(self, service: str, *, wipe: bool) -> None:
+        """The service's container gone (SIGKILL, no grace); with ``wipe`` its data too: the
+        volume, and for Elasticsearch its repository directory (the node's own disk)."""
+        self.engine.kill_and_remove(container_name(self.stack_name, service))
+        if wipe:
+            self.engine.remove_volume(volume_name(self.stack_name, service))
+            if service == "elasticsearch":
+                shutil.rmtree(self.repo_root.parent, ignore_errors=True)
 
     def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None,
                  es_data_limit_mb: int | None = None) -> Endpoints:
@@ -350,11 +285,7 @@ class ContainerStack(StackWorkdir):
                 state["images"]["elasticsearch"] = self.provision(es_version)["elasticsearch"]
                 state["settings"]["es_version"] = es_version
             for service in services:
-                self.engine.kill_and_remove(container_name(self.stack_name, service))
-                if wipe:
-                    self.engine.remove_volume(volume_name(self.stack_name, service))
-                    if service == "elasticsearch":
-                        shutil.rmtree(self.repo_root.parent, ignore_errors=True)
+                self._remove(service, wipe=wipe)
             self._start(services, state)
             return Endpoints.from_dict(state["endpoints"])
 
@@ -364,7 +295,7 @@ class ContainerStack(StackWorkdir):
         with self._locked():
             state = self._state_of_up_stack()
             rotated = {**state, "endpoints": {**state["endpoints"], "s3_secret_key": secrets.token_urlsafe(24)}}
-            self.engine.kill_and_remove(container_name(self.stack_name, "minio"))
+            self._remove("minio", wipe=False)
             self._start(["minio"], rotated)
             write_private_json(self.state_path, state)  # the platform's credentials stay recorded
 
@@ -502,5 +433,7 @@ class ContainerStack(StackWorkdir):
             return {}
         facts = {}
         for service, tag in (state.get("images") or {}).items():
-            facts[service] = self.engine.describe_image(tag)
+            found = self.engine.image(tag)
+            facts[service] = {"image": tag, "id": found.id if found else None,
+                              "inputs": found.inputs if found else None}
         return facts

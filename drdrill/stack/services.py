@@ -69,6 +69,24 @@ def platform_es_settings(cluster_name: str, repo_root: Path) -> dict[str, str]:
     }
 
 
+def elasticsearch_version(url: str) -> str:
+    """The version a ready node reports (recorded as evidence)."""
+    from drdrill.adapters.elasticsearch import SearchCluster  # the client is heavy: import on use
+
+    cluster = SearchCluster(url, request_timeout_s=10)
+    try:
+        return cluster.version()
+    finally:
+        cluster.close()
+
+
+def ensure_bucket(url: str, access_key: str, secret_key: str, bucket: str) -> None:
+    """The bucket the platform's backups go to, on a ready MinIO (idempotent)."""
+    from drdrill.adapters.s3 import ObjectStore  # boto3 is heavy: import on use
+
+    ObjectStore(url, access_key, secret_key, bucket).ensure_bucket()
+
+
 def ensure_platform_database(admin: PgConn, database: str, db_user: str, db_password: str,
                              bindir: Path | None) -> dict[str, str]:
     """Idempotent, so a restart (not only a first start) also puts the platform's role,
@@ -167,13 +185,7 @@ class ElasticsearchService(LocalService):
         return probe_elasticsearch(self.url)
 
     def after_ready(self) -> dict[str, str]:
-        from drdrill.adapters.elasticsearch import SearchCluster
-
-        cluster = SearchCluster(self.url, request_timeout_s=10)
-        try:
-            return {"elasticsearch": cluster.version()}
-        finally:
-            cluster.close()
+        return {"elasticsearch": elasticsearch_version(self.url)}
 
 
 class MinioService(LocalService):
@@ -214,10 +226,7 @@ class MinioService(LocalService):
         return probe_minio(self.url)
 
     def after_ready(self) -> dict[str, str]:
-        from drdrill.adapters.s3 import ObjectStore  # boto3 is heavy: import on use
-
-        store = ObjectStore(self.url, self.access_key, self.secret_key, self.bucket)
-        store.ensure_bucket()
+        ensure_bucket(self.url, self.access_key, self.secret_key, self.bucket)
         return {"minio": self.version}
 
 

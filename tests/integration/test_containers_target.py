@@ -20,7 +20,8 @@ import pytest
 from drdrill.adapters.docker_engine import DockerEngine
 from drdrill.config import ContainerImages, stack_settings_from_env
 from drdrill.errors import ServiceNotReady
-from drdrill.stack.containers import ContainerStack, container_name, volume_name
+from drdrill.stack.container_specs import container_name, volume_name
+from drdrill.stack.containers import ContainerStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.containers]
 

@@ -10,7 +10,7 @@ import pytest
 from drdrill.config import ContainerImages, DrillSettings, settings_from_dict
 from drdrill.errors import ConfigError
 from drdrill.provision.images import POSTGRES_DOCKERFILE, inputs_digest
-from drdrill.stack.containers import container_name, container_specs, volume_name
+from drdrill.stack.container_specs import container_name, container_specs, volume_name
 from drdrill.targets.base import Endpoints
 
 
