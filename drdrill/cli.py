@@ -69,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--purge", action="store_true", help="also delete the stack's work directory")
     down.add_argument("--json", action="store_true")
 
-    from drdrill import cli_commands, cli_evidence, cli_project
+    from drdrill import cli_cluster, cli_commands, cli_evidence, cli_project
 
     cli_commands.add_commands(sub)
+    cli_cluster.add_commands(sub)
     cli_project.add_commands(sub)
     cli_evidence.add_commands(sub)
     return parser

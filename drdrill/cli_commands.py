@@ -81,6 +81,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--config", help="settings file with a [target] table (default: drdrill.toml)")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=cmd_target_check)
+    backup = target_sub.add_parser("backup-now", help="Kubernetes: run the platform's nightly backup now (a Job "
+                                   "from its CronJob) and wait: a fresh recovery point, made the platform's way")
+    backup.add_argument("--config", help="settings file with a [target] table (default: drdrill.toml)")
+    backup.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the Job (default 1800)")
+    backup.add_argument("--json", action="store_true")
+    backup.set_defaults(handler=cmd_target_backup_now)
 
 
 def _plan_args(parser: argparse.ArgumentParser) -> None:
@@ -428,3 +434,34 @@ def cmd_target_check(args: argparse.Namespace) -> int:
         raise UsageError(f"{failed.endpoint}: {failed.check}: {failed.detail}",
                          hint="fix the [target] table, the credentials or the role's privileges")
     return 0
+
+
+def cmd_target_backup_now(args: argparse.Namespace) -> int:
+    from drdrill.adapters.kubernetes import KubeCluster
+    from drdrill.config import load_settings
+    from drdrill.errors import UsageError
+
+    path = Path(args.config) if args.config else Path("drdrill.toml")
+    settings = load_settings(path)
+    ref = settings.target.kubernetes if settings.target else None
+    if ref is None:
+        raise UsageError(f"{path}: [target] names no Kubernetes cluster (kubeconfig, namespace)",
+                         hint="the nightly job is run from the platform's CronJob on Kubernetes")
+    kube = KubeCluster(ref.kubeconfig, ref.context)
+    try:
+        name = kube.run_cronjob_now(ref.namespace, ref.backup_cronjob,
+                                    f"{ref.backup_cronjob}-drdrill-{time.strftime('%Y%m%d%H%M%S')}")
+        started = time.monotonic()
+        run = kube.wait_job(ref.namespace, name, timeout_s=args.timeout)
+        logs = kube.job_logs(ref.namespace, name, tail_lines=10)
+    finally:
+        kube.close()
+    result = {"job": name, "outcome": run.outcome, "seconds": round(time.monotonic() - started, 1),
+              "reason": run.reason, "log_tail": logs}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{ref.namespace}/{name}: {run.outcome} in {result['seconds']}s" + (f" ({run.reason})" if run.reason
+                                                                                 else ""))
+        print("\n".join(f"  {line}" for line in logs.strip().splitlines()[-10:]))
+    return 0 if run.outcome == "succeeded" else 1

@@ -134,6 +134,15 @@ class BackupFailed(RecoveryFailure):
     """A backup did not complete (e.g. a snapshot ended PARTIAL or with failed shards)."""
 
 
+class BackupJobUnhealthy(BackupFailed):
+    """The platform's nightly backup job is suspended, failed its newest run, or has not
+    succeeded within the RPO (as its scheduler records it)."""
+
+    def __init__(self, message: str, *, diagnosis: str = "", hint: str | None = None) -> None:
+        super().__init__(f"{message}: {diagnosis}" if diagnosis else message, hint=hint)
+        self.diagnosis = diagnosis
+
+
 class BackupIntegrityError(RecoveryFailure):
     """A backup object is corrupt, truncated, tampered with or cannot be decrypted."""
 
@@ -148,6 +157,11 @@ class DecryptionError(BackupIntegrityError):
 
 class RestoreFailed(RecoveryFailure):
     """A restore step did not bring the data back."""
+
+
+class DeployFailed(RecoveryFailure):
+    """The platform's manifests were applied but its workloads cannot run (an image that
+    cannot be pulled, a volume that cannot be bound): runbook steps 1-2 failed."""
 
 
 class VerificationFailed(RecoveryFailure):

@@ -5,7 +5,9 @@ Feature: Restore test of the platform's own backups
   every tenant is restored beside the live indices (renamed, from a read-only repository) and
   the newest metadata dump into a scratch database; both are verified and then removed, and
   the environment is checked to be exactly as it was found. Where the settings name a tenant's
-  own backup credentials, they are tried, read only, on the other tenants' paths.
+  own backup credentials, they are tried, read only, on the other tenants' paths. On Kubernetes
+  the backup CronJob's own record is read too: suspended, a failed newest run or no success
+  within the RPO fails the test.
 
   Scenario: Last night's backups restore within the objectives
     Given the platform's newest recovery points are found
@@ -18,3 +20,4 @@ Feature: Restore test of the platform's own backups
     And every tenant has a complete recovery point within the objective
     And the restore time is within the objective
     And each tenant's own backup credentials named in the settings reach only its own path
+    And the platform's nightly backup job is healthy where its scheduler can be read

@@ -10,6 +10,7 @@ from drdrill.core.layout import Tenant
 from drdrill.drill import faults
 from drdrill.drill.container_faults import CONTAINER_FAULTS
 from drdrill.drill.container_faults import store_slowed as store_slowed_by
+from drdrill.drill.kubernetes_faults import KUBERNETES_FAULTS
 from drdrill.drill.reporting import store_bound_restore
 
 
@@ -30,7 +31,7 @@ def _for_tenant(injector):
     return step
 
 
-for _phrase, _injector in (faults.SIMPLE_FAULTS | CONTAINER_FAULTS).items():
+for _phrase, _injector in (faults.SIMPLE_FAULTS | CONTAINER_FAULTS | KUBERNETES_FAULTS).items():
     when(_phrase)(_simple(_injector))
     given(_phrase)(_simple(_injector))
 

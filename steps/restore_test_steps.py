@@ -76,3 +76,8 @@ def restore_test_restore_time_ok(restore_test):
 @then("each tenant's own backup credentials named in the settings reach only its own path")
 def restore_test_isolation(restore_test):
     restore_test.check_isolation()
+
+
+@then("the platform's nightly backup job is healthy where its scheduler can be read")
+def restore_test_backup_job(restore_test):
+    restore_test.check_backup_job()

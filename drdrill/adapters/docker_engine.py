@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from drdrill.errors import EngineMissing, ProvisionError, StackError
 from drdrill.provision.common import apt_install
@@ -238,6 +238,13 @@ class DockerEngine:
         with contextlib.closing(self._long_calls()) as api:
             api.import_image_from_file(str(tarball), repository=repository, tag=version,
                                        changes=[f"LABEL {LABEL_INPUTS}={inputs}", 'CMD ["/bin/bash"]'])
+
+    def save(self, tag: str, into: IO[bytes]) -> None:
+        """``docker save TAG`` streamed into ``into`` (a tar another runtime imports)."""
+        self.ensure()
+        with contextlib.closing(self._long_calls()) as api:
+            for chunk in api.get_image(tag, chunk_size=1 << 20):
+                into.write(chunk)
 
     def _long_calls(self) -> docker.APIClient:
         """A client for builds and imports: a silent build step (apt-get -qq) may take minutes,

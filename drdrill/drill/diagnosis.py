@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from drdrill.adapters.postgres import TENANT_TABLE
 from drdrill.errors import BackupIntegrityError, DecryptionError
+from drdrill.targets.base import ReportsNodes
 
 if TYPE_CHECKING:
     from drdrill.adapters.platform import Platform
@@ -97,6 +98,11 @@ def diagnose(platform: Platform | None, target: DrillTarget | None, phase: str, 
     if platform is None:
         return Diagnosis(message, "no platform to probe")
     probes: list[Probe] = []
+    if isinstance(target, ReportsNodes):  # a node that is down explains every service on it: first
+        try:
+            probes += [Probe(check, ok, result) for check, ok, result in target.node_probes()]
+        except Exception as probe_exc:  # a probe must never mask the failure it investigates
+            probes.append(Probe("nodes", False, f"probe failed: {probe_exc}"))
     for group in PROBE_GROUPS:
         try:
             probes += group(platform, target)

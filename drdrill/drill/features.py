@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 RESTORE_TEST_TAG = "restore-test"
 # A feature tagged so makes faults only a Docker engine can (features/faults/containers.feature).
 CONTAINERS_TAG = "containers"
+KUBERNETES_TAG = "kubernetes"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class LoadedFeature:
         return RESTORE_TEST_TAG not in self.tags
 
     def runs_on(self, target: str) -> bool:
+        if KUBERNETES_TAG in self.tags:
+            return target == "live"  # with Kubernetes in [target]; the faults say so otherwise
         return CONTAINERS_TAG not in self.tags or target == "containers"
 
 
@@ -118,11 +121,16 @@ def for_target(loaded: list[LoadedFeature], target: str) -> list[LoadedFeature]:
     another target, they are a usage error; in a directory with others, they are left out."""
     chosen = [f for f in loaded if f.runs_on(target)]
     if loaded and not chosen:
+        if KUBERNETES_TAG in loaded[0].tags:
+            raise UsageError(f"{loaded[0].path.name} needs --target live with Kubernetes in [target] (its faults "
+                             "are a cluster's)", hint="drdrill cluster up, then drdrill run FEATURE --target live "
+                             "--config <its drdrill-live.toml>")
         raise UsageError(f"{loaded[0].path.name} needs --target containers (its faults need a Docker engine)",
                          hint="drdrill run FEATURE --target containers")
     left_out = [f.path.name for f in loaded if not f.runs_on(target)]
     if left_out:
-        log.info("left out on --target %s (they need --target containers): %s", target, ", ".join(left_out))
+        log.info("left out on --target %s (they need another target: @containers or @kubernetes): %s", target,
+                 ", ".join(left_out))
     return chosen
 
 

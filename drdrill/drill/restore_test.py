@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from drdrill.adapters.postgres import MetadataDb
 from drdrill.backups import catalog
 from drdrill.core import layout
+from drdrill.core.backup_job import BackupJobHealth, backup_job_findings
 from drdrill.core.durations import format_duration
 from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.core.objectives import RpoResult, achieved_rto
@@ -31,14 +32,14 @@ from drdrill.drill.measurement import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_copies, scratch_database_name
 from drdrill.drill.session import Session, step
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, restore_tenants
-from drdrill.errors import BackupIntegrityError, RestoreFailed, UsageError, VerificationFailed
+from drdrill.errors import BackupIntegrityError, BackupJobUnhealthy, RestoreFailed, UsageError, VerificationFailed
 
 if TYPE_CHECKING:
     from drdrill.adapters.platform import Platform
     from drdrill.adapters.s3 import ObjectStore
 
 PHASES = frozenset({"recovery-points", "integrity", "restore-metadata", "restore-snapshots", "verify",
-                    "verify-isolation"})
+                    "verify-isolation", "backup-job"})
 RETENTION_DAYS = 7  # the runbook keeps 7 days of backups
 
 
@@ -304,6 +305,26 @@ class RestoreTest(Session):
             failed = [c for c in found if not c.passed]
             if failed:
                 raise VerificationFailed(f"tenant isolation does not hold: {failed[0].name}: {failed[0].detail}")
+
+    @step
+    def check_backup_job(self) -> None:
+        """The nightly backup job as its scheduler records it (Kubernetes: the CronJob and its
+        Jobs): suspended, its newest run failed or no success within the RPO fail the drill; an
+        older failed run is a warning. Without Kubernetes in [target] it is not read (a note)."""
+        with self.phase("backup-job"):
+            health: BackupJobHealth | None = getattr(self.sandbox, "backup_job", None)
+            if health is None:
+                self.notes["backup_job"] = "no Kubernetes in [target]: the backup job's own record was not read"
+                return
+            self.notes["backup_job"] = health.to_dict()
+            findings = backup_job_findings(health, self.timeline.clock.wall(), self.rpo_s)
+            for finding in findings:
+                if finding.kind == "warning":
+                    self.problems.append(Problem("backup-job", "warning", finding.summary, finding.diagnosis or None))
+            failed = [f for f in findings if f.kind == "failed"]
+            if failed:
+                raise BackupJobUnhealthy(failed[0].summary, diagnosis=failed[0].diagnosis,
+                                         hint="; ".join(f.summary for f in failed[1:]) or None)
 
     def _gather_checks(self) -> list[chk.Check]:
         platform, prefix = self.platform, self.sandbox.prefix

@@ -143,7 +143,8 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
         trend = [TrendPoint(e.drill_id, e.finished_at, e.verdict, e.summary.get("rto_seconds"),
                             e.summary.get("rpo_seconds")) for e in past[-TREND_DRILLS:]]
         previous_at = next((from_iso(e.finished_at) for e in reversed(past) if e.finished_at), None)
-    target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack)
+    target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack,
+                         destructive=any(f.destructive for f in loaded))
     return RunPlan(drill_id, request.project_dir, loaded, settings, overrides, request.target, target,
                    request.stack, report_dir, history, signer, trend, previous_at)
 
@@ -199,6 +200,9 @@ def execute(plan: RunPlan, progress=None) -> RunResult:
                                         f"{', '.join(missing)}", "every scenario must drive a drill; see its steps"))
         if ctx.usage_errors and not ctx.outcomes:
             raise UsageError(ctx.usage_errors[0])
+        # A scenario refused as bad input after others ran: the report says which and why (exit 2).
+        ctx.problems += [Problem(None, "error", text, "bad input, not a platform failure: fix the scenario or "
+                                 "the settings") for text in ctx.usage_errors]
         if interrupted:
             ctx.problems.append(Problem(None, "error", "the drill was interrupted before it finished",
                                         "the report is incomplete; every process the drill started was stopped"))

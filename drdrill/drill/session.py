@@ -46,13 +46,13 @@ from drdrill.errors import (
     VerificationFailed,
 )
 from drdrill.stack.readiness import wait_for
-from drdrill.targets.base import SITE_SERVICES, DrillTarget
+from drdrill.targets.base import SITE_SERVICES, DrillTarget, SwitchesTraffic
 
 log = logging.getLogger(__name__)
 
 PLATFORM_PHASES = frozenset({"backup", "deploy-services", "restore-metadata", "operator-settings",
                              "restore-snapshots", "verify", "verify-isolation",
-                             "retention", "verify-retention"})
+                             "retention", "verify-retention", "switch-traffic"})
 DISASTERS = {"site loss": SITE_SERVICES, "metadata loss": ["postgres"]}
 
 
@@ -460,7 +460,24 @@ class Drill(Session):
             if failed:
                 raise VerificationFailed(f"{len(failed)} of {len(self.checks)} checks failed: "
                                          + "; ".join(f"{c.name}: {c.detail}" for c in failed[:3]))
-            self.timeline.mark_recovered(checks=len(self.checks))
+        if isinstance(self.target, SwitchesTraffic) and self.target.traffic_held:
+            self.switch_traffic(self.target)
+        self.timeline.mark_recovered(checks=len(self.checks))
+
+    def switch_traffic(self, target: SwitchesTraffic) -> None:
+        """Runbook step 6, where the target holds the platform's traffic away from the workload
+        being restored (Kubernetes: its Service): the switch back, done when a read through it
+        returns restored data. Part of the RTO (T_recovered follows it)."""
+        with self.phase("switch-traffic"):
+            restored = sorted(i for r in self.snapshot_restores for i in r.restored_as)
+            if not restored:
+                raise VerificationFailed("nothing was restored to switch traffic to")
+            # The restored index with the most documents: a read that only restored data answers.
+            states = self.platform.cluster.indices_named(restored)
+            if not states:
+                raise VerificationFailed("the restored indices are gone before the traffic switch")
+            probe, state = max(states.items(), key=lambda item: (item[1].docs or 0, item[0]))
+            self.notes["traffic_switch"] = target.switch_traffic(probe, state.docs or 0)
 
     # --- measurement ---------------------------------------------------------------------
 

@@ -6,7 +6,10 @@
 * ``drdrill/elasticsearch:<version>`` - the integ-test-zip distribution and the Java runtime
   the local target uses;
 * ``drdrill/minio:<version>`` - the pinned MinIO binary built with ``go install``;
-* ``drdrill/toxiproxy:<version>`` - Toxiproxy, likewise: the object store's network path.
+* ``drdrill/toxiproxy:<version>`` - Toxiproxy, likewise: the object store's network path;
+* ``drdrill/pause:1`` - the Kubernetes pod sandbox (no registry serves ``registry.k8s.io/pause``);
+* ``drdrill/toolbox:1`` - the runbook's command-line tools (bash, curl, openssl, psql, pg_dump)
+  that the platform's backup CronJob and restore Jobs run on Kubernetes.
 
 Each image carries the hash of its inputs (Dockerfile, scripts, versions, the base image's id)
 and is rebuilt only when that hash changes. The images follow the official images' conventions
@@ -56,17 +59,23 @@ ENTRYPOINT ["/usr/local/bin/drdrill-postgres"]
 """
 
 # As the official image: initialise on first start with POSTGRES_PASSWORD for the superuser
-# "postgres", password logins from the network; the password is not kept in the environment.
+# POSTGRES_USER (default "postgres") and create POSTGRES_DB if given; password logins from the
+# network; the password is not kept in the environment.
 POSTGRES_ENTRYPOINT = f"""\
 #!/bin/sh
 set -eu
 bin=/usr/lib/postgresql/{PG_MAJOR}/bin
+user=${{POSTGRES_USER:-postgres}}
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pwfile=$(mktemp)
   printf '%s\\n' "$POSTGRES_PASSWORD" > "$pwfile"
-  "$bin/initdb" -D "$PGDATA" -U postgres --pwfile="$pwfile" --auth=scram-sha-256 --encoding=UTF8 --no-locale
+  "$bin/initdb" -D "$PGDATA" -U "$user" --pwfile="$pwfile" --auth=scram-sha-256 --encoding=UTF8 --no-locale
   rm -f "$pwfile"
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  if [ -n "${{POSTGRES_DB:-}}" ] && [ "$POSTGRES_DB" != "$user" ]; then
+    echo "CREATE DATABASE \\"$POSTGRES_DB\\" OWNER \\"$user\\"" |
+      "$bin/postgres" --single -D "$PGDATA" postgres >/dev/null
+  fi
 fi
 unset POSTGRES_PASSWORD
 exec "$bin/postgres" -D "$PGDATA" -c listen_addresses='*' -c log_statement=none
@@ -117,6 +126,25 @@ CMD ["server", "--quiet", "--address", ":9000", "/data"]
 """
 
 
+PAUSE_TAG = "drdrill/pause:1"
+TOOLBOX_TAG = "drdrill/toolbox:1"
+
+# A sandbox only holds the pod's namespaces open; as PID 1 it must exit on SIGTERM itself (the
+# kernel gives PID 1 no default handler), or every pod deletion waits out its grace period.
+PAUSE_DOCKERFILE = f"""\
+FROM {BASE_TAG}
+ENTRYPOINT ["/bin/bash", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+"""
+
+TOOLBOX_DOCKERFILE = f"""\
+FROM {BASE_TAG}
+RUN apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      postgresql-client-{PG_MAJOR} curl openssl ca-certificates >/dev/null \\
+ && rm -rf /var/lib/apt/lists/*
+"""
+
+
 @dataclass(frozen=True)
 class BuiltImage:
     service: str
@@ -153,6 +181,8 @@ class ImageBuilder:
             images["elasticsearch"] = self._elasticsearch(es_version, base_id)
             images["minio"] = self._minio(minio_version, base_id)
             images["toxiproxy"] = self._toxiproxy(base_id)
+            images["pause"] = self._build("pause", PAUSE_TAG, base_id, PAUSE_DOCKERFILE, {})
+            images["toolbox"] = self._build("toolbox", TOOLBOX_TAG, base_id, TOOLBOX_DOCKERFILE, {})
             return images
 
     def ensure_toxiproxy(self) -> BuiltImage:

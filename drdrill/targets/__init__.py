@@ -1,7 +1,7 @@
 """Drill targets behind one interface (:class:`~drdrill.targets.base.DrillTarget`): one module
 per target. ``local`` runs the services as processes on loopback; ``live`` is an environment
-drdrill did not start (staging); ``containers`` runs the services on a Docker engine; Kubernetes
-is to come."""
+drdrill did not start (staging), whose destructive drills run through Kubernetes (``kubernetes``,
+when [target] names a cluster); ``containers`` runs the services on a Docker engine."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ TARGETS = ("local", "live", "containers")
 
 
 def make_target(name: str, paths: Paths, stack_settings: StackSettings, settings: DrillSettings, *,
-                drill_id: str, stack: str | None = None) -> DrillTarget:
-    """The target a run drills. No I/O: starting it is the run's first phase."""
+                drill_id: str, stack: str | None = None, destructive: bool = False) -> DrillTarget:
+    """The target a run drills. No I/O: starting it is the run's first phase. ``live`` with
+    Kubernetes in [target] and destructive scenarios: the namespace, recovered the runbook's
+    way (whether it may be destroyed is :func:`check_destruction_allowed`'s to say)."""
     if name == "local":
         from drdrill.stack.local import LocalStack
         from drdrill.targets.local import LocalDrillTarget
@@ -45,6 +47,18 @@ def make_target(name: str, paths: Paths, stack_settings: StackSettings, settings
         from drdrill.provision.postgres import find_pg_bindir
         from drdrill.targets.live import LiveTarget
 
+        kubernetes = settings.target.kubernetes
+        if destructive and kubernetes is not None:
+            from drdrill.stack.kubernetes import KubernetesStack
+            from drdrill.targets.kubernetes import KubernetesDrillTarget
+
+            if kubernetes.kustomization is None:
+                raise UsageError("destructive scenarios on Kubernetes recover by applying the platform's manifests: "
+                                 "[target] kustomization is not set",
+                                 hint="kustomization = \"path/to/k8s/overlays/<env>\" (what `kubectl apply -k` takes)")
+            return KubernetesDrillTarget(KubernetesStack(settings.target, stack_settings,
+                                                         manifests=kubernetes.kustomization))
+
         return LiveTarget(settings.target, drill_id=drill_id, pg_bindir=find_pg_bindir())
     raise UsageError(f"unknown target {name!r}", hint=f"expected one of {', '.join(TARGETS)}")
 
@@ -52,16 +66,21 @@ def make_target(name: str, paths: Paths, stack_settings: StackSettings, settings
 def check_destruction_allowed(target: DrillTarget, features: list[str]) -> None:
     """Destructive scenarios (everything but the restore test) on a live environment: refused
     (exit 2) unless it is marked as a drill environment twice over (its settings say
-    ``environment = "drill"`` and its bucket holds the marker object); where it is, still not
-    possible without Kubernetes (exit 3). Nothing is touched either way."""
+    ``environment = "drill"`` and its bucket holds the marker object) and, on Kubernetes, thrice
+    (its namespace is labelled ``drdrill.io/drill-environment=true``); without Kubernetes in
+    [target], still not possible (exit 3). Nothing is touched either way."""
+    from drdrill.targets.kubernetes import KubernetesDrillTarget
     from drdrill.targets.live import LiveTarget
 
-    if not isinstance(target, LiveTarget):
+    if isinstance(target, KubernetesDrillTarget):
+        settings = target.stack.target
+    elif isinstance(target, LiveTarget):
+        settings = target.settings
+    else:
         return
     from drdrill.core.layout import DRILL_MARKER_KEY
 
     what = ", ".join(features[:3]) + (" ..." if len(features) > 3 else "")
-    settings = target.settings
     marked = False
     if settings.may_be_destroyed:
         platform = target.platform(request_timeout_s=10)
@@ -75,6 +94,10 @@ def check_destruction_allowed(target: DrillTarget, features: list[str]) -> None:
             "marked as a drill environment",
             hint=f"mark it with environment = \"drill\" in [target] AND an object {DRILL_MARKER_KEY} in bucket "
                  f"{settings.s3_bucket}; or run the restore test (the default for --target live)")
-    raise HarnessError(f"destructive scenarios ({what}) cannot run on --target live yet: destroying and redeploying "
-                       "services needs Kubernetes, which this version cannot drive",
-                       hint="run the restore test, or the destructive drills with --target local")
+    if isinstance(target, KubernetesDrillTarget):
+        target.stack.check_drill_environment()
+        return
+    raise HarnessError(f"destructive scenarios ({what}) on --target live need Kubernetes in [target]: destroying "
+                       "and redeploying the platform is done with its manifests",
+                       hint="give kubeconfig, namespace and kustomization in [target]; or run the destructive "
+                            "drills with --target local")

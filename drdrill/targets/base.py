@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -158,3 +158,21 @@ class DrillTarget(Protocol):
     def service_logs(self) -> dict[str, str]:
         """The last lines of each service's log (kept as evidence when a drill fails)."""
         ...
+
+
+@runtime_checkable
+class SwitchesTraffic(Protocol):
+    """A target whose platform has a traffic switch (runbook step 6), held away from the
+    workload while it is restored (Kubernetes: the Service)."""
+
+    traffic_held: bool
+
+    def switch_traffic(self, probe_index: str, expected_docs: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ReportsNodes(Protocol):
+    """A target whose services run on nodes it can ask about (Kubernetes): each node's check,
+    whether it holds, and what was seen."""
+
+    def node_probes(self) -> list[tuple[str, bool, str]]: ...

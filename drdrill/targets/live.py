@@ -11,6 +11,8 @@ Nothing here can destroy or redeploy a service: destructive drills need Kubernet
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -18,21 +20,27 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drdrill.adapters.elasticsearch import SearchCluster
+from drdrill.adapters.kubernetes import DRILL_NAMESPACE_LABEL
 from drdrill.adapters.platform import Platform
 from drdrill.adapters.postgres import MetadataDb, PgConn
 from drdrill.adapters.s3 import ObjectStore
+from drdrill.core.backup_job import BackupJobHealth
 from drdrill.core.layout import Tenant
 from drdrill.drill.restore import RESTORE_COPIES_PREFIX
 from drdrill.errors import ConfigError, HarnessError
 from drdrill.targets.base import DiskUsage
-from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings
+from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings, SecretRef, ServiceRef
+
+if TYPE_CHECKING:
+    from drdrill.adapters.kubernetes import KubeCluster
 
 log = logging.getLogger(__name__)
 
-NOT_HERE = "destroying and redeploying services on --target live needs Kubernetes, which this version cannot drive"
+NOT_HERE = ("destroying and redeploying services on --target live needs Kubernetes in [target] (kubeconfig, "
+            "namespace, kustomization), and then runs on it")
 
 
 def drill_prefix(drill_id: str) -> str:
@@ -89,6 +97,11 @@ class LiveTarget:
         self.protected: dict[str, str] = {}
         self._secrets: LiveSecrets | None = None
         self._before: Fingerprint | None = None
+        self._kube: KubeCluster | None = None
+        self._forwards = contextlib.ExitStack()
+        self._ports: dict[ServiceRef, int] = {}
+        self.cluster_facts: dict[str, Any] = {}
+        self.backup_job: BackupJobHealth | None = None
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -102,19 +115,57 @@ class LiveTarget:
     def dump_password(self) -> bytes:
         return self.secrets.dump_password
 
+    def _pg_conn(self, dsn: str, ref: SecretRef) -> PgConn:
+        """The DSN's connection; on Kubernetes its host and port are the postgres Service's
+        port-forward."""
+        try:
+            conn = PgConn.from_dsn(dsn)
+        except ValueError as exc:
+            raise ConfigError(f"[target] {ref.key}", f"{ref.describe()}: {exc}") from None
+        if self.settings.kubernetes is None:
+            return conn
+        return dataclasses.replace(conn, host="127.0.0.1", port=self._forwarded(self.settings.kubernetes.postgres))
+
+    def _forwarded(self, service: ServiceRef) -> int:
+        """The local port forwarded to ``service`` (opened on first use, closed by :meth:`stop`)."""
+        if service not in self._ports:
+            kube = self.kube()
+            assert self.settings.kubernetes is not None
+            namespace = self.settings.kubernetes.namespace
+            self._ports[service] = self._forwards.enter_context(kube.port_forward(
+                namespace, kube.service_selector(namespace, service.name), service.port, f"Service {service.name}"))
+        return self._ports[service]
+
+    def kube(self) -> KubeCluster:
+        ref = self.settings.kubernetes
+        if ref is None:
+            raise HarnessError("this live target names no Kubernetes cluster",
+                               hint="give kubeconfig and namespace in [target]")
+        if self._kube is None:
+            from drdrill.adapters.kubernetes import KubeCluster
+
+            self._kube = KubeCluster(ref.kubeconfig, ref.context)
+        return self._kube
+
+    def endpoint_urls(self) -> tuple[str, str]:
+        """Elasticsearch's URL and the S3 endpoint, as drdrill reaches them."""
+        s = self.settings
+        if s.kubernetes is None:
+            return s.elasticsearch_url, s.s3_endpoint
+        return (f"http://127.0.0.1:{self._forwarded(s.kubernetes.elasticsearch)}",
+                f"http://127.0.0.1:{self._forwarded(s.kubernetes.minio)}")
+
     def platform(self, *, request_timeout_s: float = 60) -> Platform:
         s, secret = self.settings, self.secrets
         basic = (s.elasticsearch_username, secret.elasticsearch_password) \
             if s.elasticsearch_username and secret.elasticsearch_password else None
-        try:
-            conn = PgConn.from_dsn(secret.postgres_dsn)
-        except ValueError as exc:
-            raise ConfigError(f"[target] {s.postgres_dsn.key}", f"{s.postgres_dsn.describe()}: {exc}") from None
+        conn = self._pg_conn(secret.postgres_dsn, s.postgres_dsn)
+        es_url, s3_endpoint = self.endpoint_urls()
         return Platform(
-            cluster=SearchCluster(s.elasticsearch_url, request_timeout_s=request_timeout_s,
+            cluster=SearchCluster(es_url, request_timeout_s=request_timeout_s,
                                   api_key=secret.elasticsearch_api_key, basic_auth=basic,
                                   ca_file=str(s.elasticsearch_ca_file) if s.elasticsearch_ca_file else None),
-            store=ObjectStore(s.s3_endpoint, secret.s3_access_key, secret.s3_secret_key, s.s3_bucket,
+            store=ObjectStore(s3_endpoint, secret.s3_access_key, secret.s3_secret_key, s.s3_bucket,
                               read_timeout_s=request_timeout_s),
             db=MetadataDb(conn, bindir=self.pg_bindir, timeout_s=request_timeout_s),
             # The DSN's role creates the scratch database; no other admin is asked for.
@@ -126,7 +177,9 @@ class LiveTarget:
         """Where the dump is restored: the user's scratch database (emptied), or a new one."""
         dsn = self.secrets.postgres_scratch_dsn
         if dsn is not None:
-            scratch = MetadataDb(PgConn.from_dsn(dsn), bindir=self.pg_bindir, timeout_s=platform.db.timeout_s)
+            assert self.settings.postgres_scratch_dsn is not None
+            scratch = MetadataDb(self._pg_conn(dsn, self.settings.postgres_scratch_dsn), bindir=self.pg_bindir,
+                                 timeout_s=platform.db.timeout_s)
             self.created.wiped.add(dsn)
             scratch.wipe()
             return scratch
@@ -134,6 +187,8 @@ class LiveTarget:
         return platform.db.create_database(platform.db.conn, name)
 
     def start(self) -> None:
+        if self.settings.kubernetes is not None:
+            self._read_cluster()
         platform = self.platform(request_timeout_s=30)
         try:
             platform.cluster.compatibility()  # an unsupported server is a usage error, before anything else
@@ -142,9 +197,26 @@ class LiveTarget:
             platform.close()
         self.protected = dict(self._before.objects)
 
+    def _read_cluster(self) -> None:
+        """What the report records of the cluster (version, nodes, the platform's images) and
+        the backup CronJob's health."""
+        ref = self.settings.kubernetes
+        assert ref is not None
+        kube = self.kube()
+        self.cluster_facts = {"version": kube.version(), "nodes": kube.nodes(),
+                              "images": kube.workload_images(ref.namespace),
+                              "drill_environment_label": kube.namespace_labels(ref.namespace).get(
+                                  DRILL_NAMESPACE_LABEL) == "true"}
+        self.backup_job = kube.cronjob_health(ref.namespace, ref.backup_cronjob)
+
     def describe(self) -> dict[str, Any]:
         """For the report: the endpoints and where the secrets come from (never their values)."""
-        return self.settings.describe()
+        out = self.settings.describe()
+        if self.cluster_facts:
+            out["cluster"] = self.cluster_facts
+        if self.backup_job is not None:
+            out["backup_cronjob"] = self.backup_job.to_dict()
+        return out
 
     # --- what a drill creates, and removing it --------------------------------------------
 
@@ -177,7 +249,9 @@ class LiveTarget:
         for database in sorted(self.created.databases):
             attempt(f"database {database}", platform.db.drop_database, platform.db.conn, database)
         for dsn in self.created.wiped:
-            attempt("scratch database", MetadataDb(PgConn.from_dsn(dsn), bindir=self.pg_bindir).wipe)
+            assert self.settings.postgres_scratch_dsn is not None
+            attempt("scratch database", MetadataDb(self._pg_conn(dsn, self.settings.postgres_scratch_dsn),
+                                                   bindir=self.pg_bindir).wipe)
         root = self.settings.fs_repository_dir
         for directory in sorted(self.created.directories):
             if root is not None and directory.parent == root and directory.name.startswith(RESTORE_COPIES_PREFIX):
@@ -240,7 +314,12 @@ class LiveTarget:
         raise HarnessError("fault injection is not available on --target live")
 
     def stop(self) -> None:
-        """Nothing to stop: drdrill did not start this environment."""
+        """Close the port-forwards; nothing else to stop: drdrill did not start this environment."""
+        self._forwards.close()
+        self._ports.clear()
+        if self._kube is not None:
+            self._kube.close()
+            self._kube = None
 
     def service_logs(self) -> dict[str, str]:
         return {}  # a live environment's logs are its operators' (Kubernetes: later)
@@ -288,10 +367,12 @@ def check_target(target: LiveTarget) -> list[Capability]:
         out.append(Capability(endpoint, check, True, detail))
         return value
 
-    es = f"elasticsearch {settings.elasticsearch_url}"
+    es_url, s3_endpoint = target.endpoint_urls()
+    via = f" (port-forward to {settings.kubernetes.namespace})" if settings.kubernetes else ""
+    es = f"elasticsearch {es_url}{via}"
     ask(es, "version", lambda: ", ".join(f"{k} {v}" for k, v in platform.cluster.compatibility().items()))
     ask(es, "list snapshot repositories", lambda: f"{len(platform.cluster.repositories())} registered")
-    s3 = f"s3 {settings.s3_endpoint} bucket {settings.s3_bucket}"
+    s3 = f"s3 {s3_endpoint}{via} bucket {settings.s3_bucket}"
     ask(s3, "list the bucket", lambda: f"{sum(1 for _ in platform.store.list(''))} objects")
     from drdrill.backups import catalog
     ask(s3, "find tenant repositories", lambda: f"{len(catalog.discover_tenants(platform.store))} tenant paths")

@@ -18,6 +18,14 @@ dump_password_env = "DB_PASSWORD"       # or dump_password_file
 repository = "fs"                       # or "s3" (Elasticsearch reads the bucket itself)
 fs_repository_dir = "/mnt/es-repo"      # with "fs": a directory every node reads as path.repo
 
+# Optional, Kubernetes: the platform's namespace in a cluster. Then elasticsearch_url and
+# s3_endpoint are left out: its Services (elasticsearch:9200, minio:9000, postgres:5432) are reached
+# through port-forwards, the DSN's host and port replaced; the backup CronJob es-backup is read.
+# kubeconfig = "~/.kube/staging"
+# context = "staging"                   # optional
+# namespace = "es-serverless"
+# kustomization = "k8s/overlays/staging" # destructive drills: what a recovery applies (step 1)
+
 # Optional, per tenant: the credentials its backup job holds. The restore test then checks, read
 # only, that they list and read the tenant's own path and are refused every other's and metadata/.
 [target.tenant_credentials."org1/ns1"]
@@ -46,7 +54,7 @@ _SECRETS = ("elasticsearch_api_key", "elasticsearch_password", "s3_access_key", 
             "postgres_scratch_dsn", "dump_password")
 _PLAIN = ("environment", "elasticsearch_url", "elasticsearch_username", "elasticsearch_ca_file", "s3_endpoint",
           "s3_bucket", "repository", "fs_repository_dir")
-_KUBERNETES = ("kubeconfig", "context", "namespace")
+_KUBERNETES = ("kubeconfig", "context", "namespace", "kustomization")
 TENANT_CREDENTIALS = "tenant_credentials"
 KNOWN_KEYS = frozenset(_PLAIN) | {f"{s}_{how}" for s in _SECRETS for how in ("env", "file")} | \
     frozenset(_KUBERNETES) | {TENANT_CREDENTIALS}
@@ -93,6 +101,53 @@ class TenantCredentialRef:
 
 
 @dataclass(frozen=True)
+class ServiceRef:
+    """A Service of the platform's namespace and the port drdrill forwards to."""
+
+    name: str
+    port: int
+
+
+@dataclass(frozen=True)
+class KubernetesRef:
+    """``kubeconfig``, ``context`` and ``namespace``: the platform's namespace in a cluster. Its
+    Services are the runbook's (``elasticsearch:9200``, ``minio:9000``, ``postgres:5432``),
+    reached through port-forwards (the DSN's user, password and database are used, its host and
+    port replaced); the nightly backup is the CronJob ``es-backup``."""
+
+    kubeconfig: Path
+    namespace: str
+    context: str | None = None
+    kustomization: Path | None = None  # the platform's manifests: what a recovery applies (step 1)
+    elasticsearch: ServiceRef = ServiceRef("elasticsearch", 9200)
+    minio: ServiceRef = ServiceRef("minio", 9000)
+    postgres: ServiceRef = ServiceRef("postgres", 5432)
+    backup_cronjob: str = "es-backup"
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], where: str) -> KubernetesRef | None:
+        given = {k: table[k] for k in _KUBERNETES if k in table}
+        if not given:
+            return None
+        for key, value in given.items():
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where} {key}", f"{value!r} is not a non-empty string")
+        if "kubeconfig" not in given or "namespace" not in given:
+            raise ConfigError(where, "kubeconfig and namespace go together (context is optional)")
+        manifests = Path(given["kustomization"]).expanduser() if "kustomization" in given else None
+        if manifests is not None and not (manifests / "kustomization.yaml").is_file():
+            raise ConfigError(f"{where} kustomization", f"{manifests} holds no kustomization.yaml",
+                              hint="the directory `kubectl apply -k` takes for the platform")
+        return cls(Path(given["kubeconfig"]).expanduser(), given["namespace"], given.get("context"), manifests)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kubeconfig": str(self.kubeconfig), "context": self.context, "namespace": self.namespace,
+                "kustomization": str(self.kustomization) if self.kustomization else None,
+                "services": {s.name: s.port for s in (self.elasticsearch, self.minio, self.postgres)},
+                "backup_cronjob": self.backup_cronjob}
+
+
+@dataclass(frozen=True)
 class LiveTargetSettings:
     environment: str
     elasticsearch_url: str
@@ -110,6 +165,7 @@ class LiveTargetSettings:
     elasticsearch_ca_file: Path | None = None
     postgres_scratch_dsn: SecretRef | None = None
     tenant_credentials: tuple[TenantCredentialRef, ...] = ()
+    kubernetes: KubernetesRef | None = None
     source: str = field(default="config", compare=False)
 
     @property
@@ -127,6 +183,7 @@ class LiveTargetSettings:
                                    f"user {self.elasticsearch_username}" if self.elasticsearch_username else "none"),
             "scratch_database": "given" if self.postgres_scratch_dsn else "created per drill",
             "tenant_credentials": [c.tenant.key for c in self.tenant_credentials],
+            **({"kubernetes": self.kubernetes.describe()} if self.kubernetes else {}),
         }
 
     @classmethod
@@ -136,10 +193,7 @@ class LiveTargetSettings:
         if unknown:
             raise ConfigError(where, f"unknown key(s) {', '.join(unknown)}",
                               hint="secrets go in *_env or *_file keys; see DESIGN.md, Live target")
-        kubernetes = [k for k in _KUBERNETES if k in table]
-        if kubernetes:
-            raise ConfigError(where, f"{', '.join(kubernetes)}: Kubernetes targets are not supported by this "
-                              "version of drdrill", hint="drill the services' endpoints directly")
+        kubernetes = KubernetesRef.from_table(table, where)
         tenant_credentials = _tenant_credentials(table.get(TENANT_CREDENTIALS, {}), where)
         for key, value in table.items():
             if key == TENANT_CREDENTIALS:
@@ -174,11 +228,15 @@ class LiveTargetSettings:
         if bool(table.get("elasticsearch_username")) != bool(secrets["elasticsearch_password"]):
             raise ConfigError(where, "elasticsearch_username and elasticsearch_password_env go together")
         for url_key in ("elasticsearch_url", "s3_endpoint"):
-            if not required(url_key).startswith(("http://", "https://")):
+            if kubernetes is not None:
+                if url_key in table:
+                    raise ConfigError(f"{where} {url_key}", "with kubeconfig, drdrill reaches the platform's "
+                                      "Services through port-forwards", hint=f"remove {url_key}, or kubeconfig")
+            elif not required(url_key).startswith(("http://", "https://")):
                 raise ConfigError(f"{where} {url_key}", f"{table[url_key]!r} is not an http(s) URL")
         return cls(
-            environment=required("environment"), elasticsearch_url=required("elasticsearch_url").rstrip("/"),
-            s3_endpoint=required("s3_endpoint").rstrip("/"), s3_bucket=required("s3_bucket"),
+            environment=required("environment"), elasticsearch_url=str(table.get("elasticsearch_url", "")).rstrip("/"),
+            s3_endpoint=str(table.get("s3_endpoint", "")).rstrip("/"), s3_bucket=required("s3_bucket"),
             s3_access_key=required_secret("s3_access_key"), s3_secret_key=required_secret("s3_secret_key"),
             postgres_dsn=required_secret("postgres_dsn"), dump_password=required_secret("dump_password"),
             repository=repository,  # type: ignore[arg-type]  # checked above
@@ -188,7 +246,7 @@ class LiveTargetSettings:
             elasticsearch_password=secrets["elasticsearch_password"],
             elasticsearch_ca_file=Path(table["elasticsearch_ca_file"]) if table.get("elasticsearch_ca_file") else None,
             postgres_scratch_dsn=secrets["postgres_scratch_dsn"], tenant_credentials=tenant_credentials,
-            source=source,
+            kubernetes=kubernetes, source=source,
         )
 
 

@@ -9,7 +9,7 @@ import secrets
 import shutil
 import signal
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from drdrill.adapters.platform import Platform
 from drdrill.adapters.s3 import ObjectStore, StoreAdmin
@@ -18,11 +18,39 @@ from drdrill.core.layout import Tenant
 from drdrill.drill.restore import RESTORE_COPIES_PREFIX
 from drdrill.errors import HarnessError
 from drdrill.provision.postgres import find_pg_bindir
-from drdrill.stack.containers import ContainerStack
-from drdrill.stack.local import LocalStack
 from drdrill.targets.base import DiskUsage, Endpoints
 
 log = logging.getLogger(__name__)
+
+
+class DrillStack(Protocol):
+    """The verbs a drill needs of the services it drills: the local, container and Kubernetes
+    stacks each have them."""
+
+    stack_name: str
+    settings: StackSettings
+
+    def up(self) -> Endpoints: ...
+
+    def endpoints(self) -> Endpoints: ...
+
+    def destroy(self, services: list[str]) -> list[str]: ...
+
+    def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None) -> Endpoints: ...
+
+    def rotate_minio_secret(self) -> None: ...
+
+    def redeploy_hooks(self, services: list[str]) -> None: ...
+
+    def log_tails(self, lines: int = 200) -> dict[str, str]: ...
+
+    def signal_service(self, service: str, signum: int) -> None: ...
+
+    def data_disk(self, service: str) -> DiskUsage | None: ...
+
+    def process_state(self, service: str) -> str: ...
+
+    def down(self, *, purge: bool = False) -> list[str]: ...
 
 
 class LocalDrillTarget:
@@ -30,7 +58,7 @@ class LocalDrillTarget:
 
     name = "local"
 
-    def __init__(self, stack: LocalStack | ContainerStack, *, owned: bool = True) -> None:
+    def __init__(self, stack: DrillStack, *, owned: bool = True) -> None:
         self.stack, self.owned = stack, owned
         self._endpoints: Endpoints | None = None
         # Backup-store keys (and their ETags) that existed before the run: never altered.

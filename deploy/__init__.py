@@ -1,0 +1,1 @@
+"""The platform's Kubernetes manifests (``k8s/``), shipped with drdrill as ``drdrill.deploy``."""

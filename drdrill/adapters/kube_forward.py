@@ -1,0 +1,86 @@
+"""Port-forwards through the Kubernetes API: a local listener, and per accepted connection one
+API port-forward stream to a ready pod (chosen again each time, so a replaced pod is followed)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drdrill.adapters.kubernetes import KubeCluster
+
+log = logging.getLogger(__name__)
+
+
+class Forwarder:
+    def __init__(self, cluster: KubeCluster, namespace: str, selector: str, port: int, what: str) -> None:
+        self.cluster, self.namespace, self.selector, self.port, self.what = cluster, namespace, selector, port, what
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.local_port = int(self.listener.getsockname()[1])
+        self._stopped = threading.Event()
+        # The client's stream support swaps a method on its ApiClient for the handshake: the
+        # forwarder has a client of its own and opens one stream at a time on it.
+        from drdrill.adapters.kubernetes import KubeCluster
+
+        self._stream_client = KubeCluster(cluster.kubeconfig, cluster.context)
+        self._handshake = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name=f"port-forward {what}:{port}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.listener.close()
+        self._thread.join(timeout=5)
+        self._stream_client.close()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        from kubernetes import client
+        from kubernetes.stream import portforward
+
+        forward = None
+        try:
+            pod = self.cluster.ready_pod(self.namespace, self.selector, self.what)
+            with self._handshake:
+                forward = portforward(client.CoreV1Api(self._stream_client.api).connect_get_namespaced_pod_portforward,
+                                      pod, self.namespace, ports=str(self.port))
+            remote = forward.socket(self.port)
+            remote.setblocking(True)
+            _pump(conn, remote)
+        except Exception as exc:  # one failed connection: the client sees it closed
+            log.debug("port-forward to %s/%s:%d: %s", self.namespace, self.what, self.port, exc)
+        finally:
+            conn.close()
+            if forward is not None:
+                with contextlib.suppress(Exception):
+                    forward.close()
+
+
+def _pump(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways until either side closes."""
+    sockets = [a, b]
+    while True:
+        readable, _, _ = select.select(sockets, [], [], 300)
+        if not readable:
+            return
+        for sock in readable:
+            data = sock.recv(1 << 16)
+            if not data:
+                return
+            (b if sock is a else a).sendall(data)
