@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from drdrill.adapters.docker_engine import DockerEngine
 from drdrill.cluster import platform as plat
 from drdrill.cluster.config_files import ClusterLayout
 from drdrill.cluster.node import ClusterHost
@@ -59,23 +60,30 @@ class ClusterService:
             mark = time.monotonic()
             bindir = self.host.ensure_software()
             timings["software"] = time.monotonic() - mark
-            mark = time.monotonic()
-            images = self._build_images()
-            timings["images"] = time.monotonic() - mark
-            mark = time.monotonic()
+            # The images come from a Docker engine, started for `up` if none runs, and stopped
+            # again however `up` ends (an engine left running would outlive its starter).
+            engine = DockerEngine(self.paths.state_dir, self.paths.cache_dir)
             try:
-                layout = self.host.start(bindir, import_images=lambda lay: self._import_images(lay, images),
-                                         on_started=lambda c: log.info("cluster: %s ready (%.1fs)", c,
-                                                                        time.monotonic() - started))
-                timings["components"] = time.monotonic() - mark
                 mark = time.monotonic()
-                applied = self._deploy(layout, bindir)
-                timings["platform"] = time.monotonic() - mark
-            except BaseException:
-                log.error("cluster up failed; stopping what it started (logs stay in %s)", self.host.root / "logs")
-                with contextlib.suppress(Exception):
-                    self._down_locked()
-                raise
+                images = self._build_images(engine)
+                timings["images"] = time.monotonic() - mark
+                try:
+                    mark = time.monotonic()
+                    layout = self.host.start(bindir, import_images=lambda lay: self._import_images(engine, lay, images),
+                                             on_started=lambda c: log.info("cluster: %s ready (%.1fs)", c,
+                                                                            time.monotonic() - started))
+                    timings["components"] = time.monotonic() - mark
+                    mark = time.monotonic()
+                    applied = self._deploy(layout, bindir)
+                    timings["platform"] = time.monotonic() - mark
+                except BaseException:
+                    log.error("cluster up failed; stopping what it started (logs stay in %s)",
+                              self.host.root / "logs")
+                    with contextlib.suppress(Exception):
+                        self._down_locked()
+                    raise
+            finally:
+                engine.stop()  # only if `up` started it
         state = self.host.read_state() or {}
         state.update({"namespace": plat.NAMESPACE, "config": str(self.config_path), "applied": applied,
                       "images": images, "timings": {k: round(v, 2) for k, v in timings.items()},
@@ -83,26 +91,19 @@ class ClusterService:
         write_private_json(self.host.state_path, state)
         return self.summary(state)
 
-    def _build_images(self) -> dict[str, str]:
+    def _build_images(self, engine: DockerEngine) -> dict[str, str]:
         """The platform's images and the pod sandbox, from the containers target's builds;
         returns tag -> image id."""
-        from drdrill.adapters.docker_engine import DockerEngine
         from drdrill.config import DEFAULT_ES_VERSION
         from drdrill.provision.images import PAUSE_TAG, ImageBuilder
 
-        engine = DockerEngine(self.paths.state_dir, self.paths.cache_dir)
-        try:
-            engine.ensure()
-            built = ImageBuilder(engine, self.paths.cache_dir).ensure(self.settings.es_version or DEFAULT_ES_VERSION,
-                                                                      self.settings.minio_version)
-            wanted = {*self.image_refs().values(), PAUSE_TAG}
-            self._engine = engine
-            return {image.tag: image.id for image in built.values() if image.tag in wanted}
-        except BaseException:
-            engine.stop()
-            raise
+        engine.ensure()
+        built = ImageBuilder(engine, self.paths.cache_dir).ensure(self.settings.es_version or DEFAULT_ES_VERSION,
+                                                                  self.settings.minio_version)
+        wanted = {*self.image_refs().values(), PAUSE_TAG}
+        return {image.tag: image.id for image in built.values() if image.tag in wanted}
 
-    def _import_images(self, layout: ClusterLayout, images: dict[str, str]) -> None:
+    def _import_images(self, engine: DockerEngine, layout: ClusterLayout, images: dict[str, str]) -> None:
         """``docker save | ctr images import`` for each image the node's containerd does not
         hold at the same id (kept across `down`: the image store is in the cache)."""
         record = layout.images_root / IMPORTED_FILE
@@ -122,7 +123,7 @@ class ClusterService:
                                             stderr=subprocess.PIPE)
                 assert importer.stdin is not None
                 try:
-                    self._engine.save(tag, importer.stdin)
+                    engine.save(tag, importer.stdin)
                 finally:
                     importer.stdin.close()
                 assert importer.stderr is not None
@@ -135,7 +136,7 @@ class ClusterService:
                 record.write_text(json.dumps(done, indent=2))
                 log.info("cluster: image %s imported (%.1fs)", tag, time.monotonic() - mark)
         finally:
-            self._engine.stop()  # only if this command started it
+            engine.stop()  # the node has them: the engine is not needed while the cluster runs
 
     def _deploy(self, layout: ClusterLayout, bindir: Path) -> list[str]:
         from drdrill.adapters.kubernetes import DRILL_NAMESPACE_LABEL, KubeCluster
