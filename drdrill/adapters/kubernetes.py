@@ -172,7 +172,8 @@ class KubeCluster:
         want, status = sts.spec.replicas or 0, sts.status
         ready, updated = status.ready_replicas or 0, status.updated_replicas or 0
         done = ready >= want and updated >= want and status.observed_generation == sts.metadata.generation
-        return done, f"{ready}/{want} ready, {updated} updated" + ("" if done else self._pod_story(namespace, name))
+        return done, f"{ready}/{want} ready, {updated} updated" + ("" if done else
+                                                                  f"; {self._pod_story(namespace, name)}")
 
     def _fail_if_stuck(self, namespace: str, workload: str) -> None:
         core = self.core()
@@ -186,13 +187,11 @@ class KubeCluster:
             scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
             if pod.status.phase != "Pending" or scheduled is None or scheduled.status == "True":
                 continue
+            claims = {c.metadata.name: c.metadata.uid for c in
+                      core.list_namespaced_persistent_volume_claim(namespace).items}
             for volume in pod.spec.volumes or []:
                 claim = volume.persistent_volume_claim
-                if claim is None:
-                    continue
-                claims = {c.metadata.name: c.metadata.uid for c in
-                          core.list_namespaced_persistent_volume_claim(namespace).items}
-                if claim.claim_name not in claims:  # not created yet: nothing to have failed
+                if claim is None or claim.claim_name not in claims:  # not created yet: nothing failed
                     continue
                 failed = self.newest_warning(namespace, claim.claim_name, uid=claims[claim.claim_name],
                                              reasons=("ProvisioningFailed",))
@@ -221,16 +220,14 @@ class KubeCluster:
     def _pod_story(self, namespace: str, workload: str) -> str:
         """Why a workload's pods are not ready: phase, waiting reasons, the newest warning event."""
         parts = []
-        for pod in self.core().list_namespaced_pod(namespace).items:
-            if not pod.metadata.name.startswith(f"{workload}-"):
-                continue
+        for pod in self.core().list_namespaced_pod(namespace, label_selector=f"app={workload}").items:
             waiting = [f"{c.name}: {c.state.waiting.reason}" for c in (pod.status.container_statuses or [])
                        + (pod.status.init_container_statuses or []) if c.state and c.state.waiting]
             parts.append(f"{pod.metadata.name} {pod.status.phase}" + (f" ({', '.join(waiting)})" if waiting else ""))
             event = self.newest_warning(namespace, pod.metadata.name, uid=pod.metadata.uid)
             if event:
                 parts.append(event)
-        return "; " + "; ".join(parts) if parts else "; no pods"
+        return "; ".join(parts) if parts else "no pods"
 
     def newest_warning(self, namespace: str, involved: str, *, uid: str | None = None,
                        reasons: tuple[str, ...] = ()) -> str | None:
@@ -252,6 +249,10 @@ class KubeCluster:
                      timeout_s=max(1.0, timeout_s - (time.monotonic() - started)), interval_s=1.0,
                      hint=f"kubectl -n {namespace} describe statefulset {name}")
         return time.monotonic() - started
+
+    def facts(self, namespace: str) -> dict[str, Any]:
+        """What a report records of the cluster: version, nodes, the namespace's images."""
+        return {"version": self.version(), "nodes": self.nodes(), "images": self.workload_images(namespace)}
 
     def workload_images(self, namespace: str) -> dict[str, list[str]]:
         """Each StatefulSet's, Deployment's and CronJob's container images."""
@@ -275,7 +276,7 @@ class KubeCluster:
             ready = next((c for c in pod.status.conditions or [] if c.type == "Ready"), None)
             if pod.status.phase == "Running" and ready and ready.status == "True":
                 return "running"
-        return f"not running ({self._pod_story(namespace, name).lstrip('; ')})"
+        return f"not running ({self._pod_story(namespace, name)})"
 
     def pod_log(self, namespace: str, pod: str, *, tail_lines: int) -> str:
         return str(self.core().read_namespaced_pod_log(pod, namespace, tail_lines=tail_lines))
@@ -288,14 +289,18 @@ class KubeCluster:
         from kubernetes.client.exceptions import ApiException
 
         apps, core = self.apps(), self.core()
+        templates: list[str] = []
         with contextlib.suppress(ApiException):  # already gone: the site is lost all the same
+            sts = apps.read_namespaced_stateful_set(name, namespace)
+            # A StatefulSet's claims are named <template>-<statefulset>-<ordinal>.
+            templates = [t.metadata.name for t in sts.spec.volume_claim_templates or []]
             apps.delete_namespaced_stateful_set(name, namespace, propagation_policy="Foreground",
                                                 grace_period_seconds=0)
         for pod in core.list_namespaced_pod(namespace, label_selector=f"app={name}").items:
             with contextlib.suppress(ApiException):
                 core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
         claims = [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
-                  if with_claims and c.metadata.name.startswith("data-" + name + "-")]
+                  if with_claims and c.metadata.name.startswith(tuple(f"{t}-{name}-" for t in templates))]
         for claim in claims:
             with contextlib.suppress(ApiException):
                 core.delete_namespaced_persistent_volume_claim(claim, namespace)

@@ -17,6 +17,9 @@ DNS_IP = "10.96.0.10"
 APISERVER_PORT = 6443
 ETCD_CLIENT_PORT = 23790
 ETCD_PEER_PORT = 23800
+# Kubernetes' defaults for the controllers' secure ports (their /healthz is what `up` waits for).
+CONTROLLER_MANAGER_PORT = 10257
+SCHEDULER_PORT = 10259
 # Debian's containernetworking-plugins installs the plugins here, not in /opt/cni/bin.
 CNI_BIN_DIR = Path("/usr/lib/cni")
 # kube-controller-manager's built-in hostPath provisioner (single node only) creates volumes here.

@@ -11,13 +11,13 @@ namespaces, the bridge, the ``KUBE-*``/``CNI-*`` iptables chains and the kubelet
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,11 @@ import psutil
 
 from drdrill.cluster.config_files import (
     BRIDGE,
+    CONTROLLER_MANAGER_PORT,
     ETCD_CLIENT_PORT,
     HOSTPATH_PROVISIONER_DIR,
     NODE_NAME,
+    SCHEDULER_PORT,
     SERVICE_IP,
     START_ORDER,
     ClusterLayout,
@@ -45,7 +47,7 @@ from drdrill.provision.common import apt_install, file_lock, require_tool
 from drdrill.provision.kubernetes import ensure_kubernetes
 from drdrill.stack import process
 from drdrill.stack.readiness import wait_until_ready
-from drdrill.stack.state import write_private_json
+from drdrill.stack.state import read_state_file, write_private_json
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +80,7 @@ class ClusterHost:
         return ClusterLayout(self.root, self.images_root, node_ip)
 
     def read_state(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.state_path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StackError(f"cluster state {self.state_path} is unreadable: {exc}",
-                             hint="run `drdrill cluster down` to clean up, then `up` again") from exc
+        return read_state_file(self.state_path, "cluster", "drdrill cluster down")
 
     def _write_state(self, state: dict[str, Any]) -> None:
         write_private_json(self.state_path, state)
@@ -165,6 +161,14 @@ class ClusterHost:
             reply = get(path)
             return reply.ok, f"HTTP {reply.status_code}: {reply.text[:200]}"
 
+        def own_healthz(port: int) -> tuple[bool, str]:
+            # Their serving certificates are made in memory at start-up, so nothing can verify
+            # them; this is loopback, and the check reads only "ok".
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reply = requests.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=5)  # noqa: S501
+            return reply.text.strip() == "ok", f"HTTP {reply.status_code}: {reply.text[:200]}"
+
         def etcd() -> tuple[bool, str]:
             reply = requests.get(f"http://127.0.0.1:{ETCD_CLIENT_PORT}/health", timeout=5)
             return '"true"' in reply.text, reply.text[:200]
@@ -192,7 +196,8 @@ class ClusterHost:
             return done.returncode == 0 and "default/kubernetes" in done.stdout, "no KUBE-SERVICES rule yet"
 
         return {"etcd": etcd, "kube-apiserver": lambda: api("/readyz"),
-                "kube-controller-manager": lambda: (True, "started"), "kube-scheduler": lambda: (True, "started"),
+                "kube-controller-manager": lambda: own_healthz(CONTROLLER_MANAGER_PORT),
+                "kube-scheduler": lambda: own_healthz(SCHEDULER_PORT),
                 "containerd": containerd, "kubelet": node_ready, "kube-proxy": proxy}[component]
 
     # --- one component (the node-failure fault) -----------------------------------------

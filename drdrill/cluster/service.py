@@ -19,7 +19,7 @@ from drdrill.cluster import platform as plat
 from drdrill.cluster.config_files import ClusterLayout
 from drdrill.cluster.node import ClusterHost
 from drdrill.config import Paths, StackSettings
-from drdrill.errors import StackError, StackNotUp
+from drdrill.errors import StackError
 from drdrill.stack.state import write_private_json
 
 log = logging.getLogger(__name__)
@@ -241,9 +241,3 @@ class ClusterService:
     def summary(self, state: dict[str, Any]) -> dict[str, Any]:
         return {key: state[key] for key in ("kubeconfig", "namespace", "config", "node_ip", "up_seconds", "timings")
                 if key in state}
-
-    def require_up(self) -> dict[str, Any]:
-        state = self.host.read_state()
-        if not state or not state.get("config"):
-            raise StackNotUp("drdrill's cluster is not up", hint="run `drdrill cluster up` first")
-        return state

@@ -48,6 +48,8 @@ class Sandbox(Protocol):
     record of everything created so it can all be removed (:class:`~drdrill.targets.live.LiveTarget`)."""
 
     prefix: str
+    # The platform's backup job as its scheduler records it (None: the target cannot read one).
+    backup_job: BackupJobHealth | None
 
     @property
     def dump_password(self) -> bytes: ...
@@ -312,7 +314,7 @@ class RestoreTest(Session):
         Jobs): suspended, its newest run failed or no success within the RPO fail the drill; an
         older failed run is a warning. Without Kubernetes in [target] it is not read (a note)."""
         with self.phase("backup-job"):
-            health: BackupJobHealth | None = getattr(self.sandbox, "backup_job", None)
+            health = self.sandbox.backup_job
             if health is None:
                 self.notes["backup_job"] = "no Kubernetes in [target]: the backup job's own record was not read"
                 return

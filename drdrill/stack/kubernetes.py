@@ -201,9 +201,7 @@ class KubernetesStack:
     def describe(self) -> dict[str, Any]:
         return {"kind": "kubernetes", "namespace": self.namespace, "kubeconfig": str(self.ref.kubeconfig),
                 "context": self.ref.context, "manifests": str(self.manifests),
-                "cluster": {"version": self.kube.version(), "nodes": self.kube.nodes()},
-                "images": self.kube.workload_images(self.namespace),
-                **({"applied": self.applied} if self.applied else {})}
+                "cluster": self.kube.facts(self.namespace), **({"applied": self.applied} if self.applied else {})}
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Close the port-forwards and give a held Service back; the platform stays."""

@@ -39,6 +39,17 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def read_state_file(path: Path, what: str, clean_up: str) -> dict[str, Any] | None:
+    """A state file's content (None: there is none); an unreadable one says how to clean up."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StackError(f"{what} state {path} is unreadable: {exc}",
+                         hint=f"run `{clean_up}` to clean up, then `up` again") from exc
+
+
 class StackWorkdir:
     """A stack's work directory and state file. The constructor does no I/O."""
 
@@ -66,13 +77,7 @@ class StackWorkdir:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _read_state(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.state_path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StackError(f"stack state {self.state_path} is unreadable: {exc}",
-                             hint="run `drdrill stack down` to clean up, then `up` again") from exc
+        return read_state_file(self.state_path, "stack", "drdrill stack down")
 
     def _state_of_up_stack(self) -> dict[str, Any]:
         state = self._read_state()

@@ -203,10 +203,8 @@ class LiveTarget:
         ref = self.settings.kubernetes
         assert ref is not None
         kube = self.kube()
-        self.cluster_facts = {"version": kube.version(), "nodes": kube.nodes(),
-                              "images": kube.workload_images(ref.namespace),
-                              "drill_environment_label": kube.namespace_labels(ref.namespace).get(
-                                  DRILL_NAMESPACE_LABEL) == "true"}
+        self.cluster_facts = {**kube.facts(ref.namespace), "drill_environment_label": kube.namespace_labels(
+            ref.namespace).get(DRILL_NAMESPACE_LABEL) == "true"}
         self.backup_job = kube.cronjob_health(ref.namespace, ref.backup_cronjob)
 
     def describe(self) -> dict[str, Any]:

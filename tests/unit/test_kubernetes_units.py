@@ -26,7 +26,7 @@ from drdrill.cluster.config_files import (
 from drdrill.config import DEFAULT_ES_VERSION, DEFAULT_MINIO_VERSION
 from drdrill.core.backup_job import BackupJobHealth, JobRun, backup_job_findings
 from drdrill.errors import ConfigError
-from drdrill.targets.live_settings import LiveTargetSettings
+from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYOUT = ClusterLayout(Path("/state/cluster"), Path("/cache/cluster-images"), "192.0.2.7")
@@ -107,7 +107,11 @@ def test_the_generated_live_config_parses_with_its_kubernetes_keys(tmp_path):
     assert settings.kubernetes is not None and settings.kubernetes.namespace == plat.NAMESPACE
     assert settings.kubernetes.kustomization == tmp_path / "platform"
     assert settings.elasticsearch_url == "" and settings.may_be_destroyed
-    assert "secrets" not in json.dumps(settings.describe()).replace(str(tmp_path / "secrets"), "")
+    (tmp_path / "secrets").mkdir()
+    for name in ("s3_access_key", "s3_secret_key", "postgres_dsn", "dump_password"):
+        (tmp_path / "secrets" / name).write_text(f"value-of-{name}")
+    assert LiveSecrets.read(settings, {}).dump_password == b"value-of-dump_password"  # read from the files
+    assert "value-of-" not in json.dumps(settings.describe())  # where the secrets are, never what
 
 
 BASE = {"environment": "staging", "s3_bucket": "b", "s3_access_key_env": "A", "s3_secret_key_env": "S",
