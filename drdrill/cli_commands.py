@@ -81,6 +81,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--config", help="settings file with a [target] table (default: drdrill.toml)")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=cmd_target_check)
+    cleanup = target_sub.add_parser("cleanup", help="remove what killed runs of drdrill left on the environment "
+                                    "(only what carries drdrill's mark); a restore test does this when it starts")
+    cleanup.add_argument("--config", help="settings file with a [target] table (default: drdrill.toml)")
+    cleanup.add_argument("--json", action="store_true", help="print what was found as JSON")
+    cleanup.set_defaults(handler=cmd_target_cleanup)
     backup = target_sub.add_parser("backup-now", help="Kubernetes: run the platform's nightly backup now (a Job "
                                    "from its CronJob) and wait: a fresh recovery point, made the platform's way")
     backup.add_argument("--config", help="settings file with a [target] table (default: drdrill.toml)")
@@ -415,7 +420,8 @@ def cmd_target_check(args: argparse.Namespace) -> int:
     from drdrill.config import load_settings
     from drdrill.errors import UsageError
     from drdrill.provision.postgres import find_pg_bindir
-    from drdrill.targets.live import LiveTarget, check_target
+    from drdrill.targets.live import LiveTarget
+    from drdrill.targets.live_check import check_target
 
     path = Path(args.config) if args.config else Path("drdrill.toml")
     settings = load_settings(path)
@@ -434,6 +440,27 @@ def cmd_target_check(args: argparse.Namespace) -> int:
         raise UsageError(f"{failed.endpoint}: {failed.check}: {failed.detail}",
                          hint="fix the [target] table, the credentials or the role's privileges")
     return 0
+
+
+def cmd_target_cleanup(args: argparse.Namespace) -> int:
+    from drdrill.config import load_settings
+    from drdrill.drill.runner import new_drill_id
+    from drdrill.errors import UsageError
+    from drdrill.provision.postgres import find_pg_bindir
+    from drdrill.targets.live import LiveTarget
+
+    path = Path(args.config) if args.config else Path("drdrill.toml")
+    settings = load_settings(path)
+    if settings.target is None:
+        raise UsageError(f"{path} has no [target] table", hint="see README, \"Drill your staging environment\"")
+    found = LiveTarget(settings.target, drill_id=new_drill_id(), pg_bindir=find_pg_bindir()).clear_earlier_runs()
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2))
+    else:
+        for what, items in (("removed", found.removed), ("left in place", found.kept),
+                            ("could not remove", found.failed)):
+            print("\n".join(f"{what}: {item}" for item in items) if items else f"{what}: nothing")
+    return 3 if found.failed else 0
 
 
 def cmd_target_backup_now(args: argparse.Namespace) -> int:

@@ -14,7 +14,10 @@ from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from elasticsearch import __versionstr__ as elasticsearch_version
 
+from drdrill.adapters.es_guard import guarded_client
+from drdrill.adapters.es_inventory import InventoryOps
 from drdrill.adapters.es_snapshots import ShardRecovery, ShardState, SnapshotOps
+from drdrill.core.ownership import UNRESTRICTED, WritePolicy
 from drdrill.errors import ServiceError, UsageError
 
 __all__ = ["IndexState", "SearchCluster", "ShardRecovery", "ShardState"]
@@ -32,15 +35,18 @@ class IndexState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class SearchCluster(SnapshotOps):
+class SearchCluster(SnapshotOps, InventoryOps):
     """One Elasticsearch cluster. The constructor does no I/O."""
 
     # How often a long call says how far it got (a steady pace: a CI log is not flooded).
     progress_interval_s = 5.0
 
     def __init__(self, url: str, *, request_timeout_s: float = 60, api_key: str | None = None,
-                 basic_auth: tuple[str, str] | None = None, ca_file: str | None = None) -> None:
+                 basic_auth: tuple[str, str] | None = None, ca_file: str | None = None,
+                 guard: WritePolicy = UNRESTRICTED) -> None:
         self.url = url
+        # Asked before every request that would change something (drdrill.core.ownership).
+        self.guard = guard
         self._timeout = request_timeout_s
         # Credentials stay in the client's arguments: never in a repr, a log line or a report.
         self._auth: dict[str, Any] = {}
@@ -58,8 +64,8 @@ class SearchCluster(SnapshotOps):
     @property
     def client(self) -> Elasticsearch:
         if self._client is None:
-            self._client = Elasticsearch(self.url, request_timeout=self._timeout, max_retries=1, retry_on_timeout=False,
-                                         **self._auth)
+            self._client = guarded_client(self.url, self.guard, request_timeout=self._timeout, max_retries=1,
+                                          retry_on_timeout=False, **self._auth)
         return self._client
 
     def _call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -236,14 +242,14 @@ class SearchCluster(SnapshotOps):
         if len(wanted) > LIST_ALL_ABOVE:
             listed = self.indices("*")
         else:
-            for batch in _batches(sorted(wanted), suffix="*"):
+            for batch in batches(sorted(wanted), suffix="*"):
                 listed.update(self.indices(",".join(f"{name}*" for name in batch)))
         return {name: state for name, state in listed.items() if name in wanted}
 
     def index_uuids(self, names: list[str]) -> dict[str, str]:
         """``index.uuid`` of each named index that exists: a re-created index gets a new one."""
         found: dict[str, str] = {}
-        for batch in _batches(sorted(self.indices_named(names))):
+        for batch in batches(sorted(self.indices_named(names))):
             data = self._call("read index settings", self.client.indices.get_settings, index=",".join(batch),
                               name="index.uuid")
             found.update({index: body["settings"]["index"]["uuid"] for index, body in data.items()})
@@ -317,7 +323,7 @@ class SearchCluster(SnapshotOps):
         """Delete the indices matching ``pattern``, by name: clusters refuse wildcard deletes
         (``action.destructive_requires_name``), and naming them keeps the blast radius visible."""
         names = sorted(self.indices(pattern))
-        for names_in_batch in _batches(names):  # under Elasticsearch's 4 KB request line
+        for names_in_batch in batches(names):  # under Elasticsearch's 4 KB request line
             batch = ",".join(names_in_batch)
             self._call(f"delete indices {batch}", self.client.indices.delete, index=batch, ignore_unavailable=True)
         return names
@@ -334,7 +340,7 @@ _URL_NAMES_CHARS = 3000
 LIST_ALL_ABOVE = 200
 
 
-def _batches(names: list[str], *, suffix: str = "") -> list[list[str]]:
+def batches(names: list[str], *, suffix: str = "") -> list[list[str]]:
     batches: list[list[str]] = []
     length = 0
     for name in names:

@@ -234,7 +234,11 @@ class SnapshotOps:
         return {alias: sorted(indices) for alias, indices in found.items()}
 
     def recoveries(self, indices: list[str]) -> list[ShardRecovery]:
-        data = self._call("recovery status", self.client.indices.recovery, index=",".join(indices))
+        from drdrill.adapters.elasticsearch import batches
+
+        data: dict[str, Any] = {}
+        for batch in batches(indices):  # under Elasticsearch's request-line limit
+            data.update(dict(self._call("recovery status", self.client.indices.recovery, index=",".join(batch))))
         out = []
         for index, body in data.items():
             for shard in body.get("shards", []):
@@ -270,9 +274,14 @@ class SnapshotOps:
             except NotFoundError:  # one of them is not in the cluster state (yet)
                 return None
 
-        rows = self._call("list shards", listing, indices)
-        if rows is None:
-            rows = [row for name in indices for row in self._call("list shards", listing, [name]) or []]
+        from drdrill.adapters.elasticsearch import batches
+
+        rows = []
+        for batch in batches(indices):  # under Elasticsearch's request-line limit
+            found = self._call("list shards", listing, batch)
+            if found is None:
+                found = [row for name in batch for row in self._call("list shards", listing, [name]) or []]
+            rows += found
         return [ShardState(str(r["index"]), int(r["shard"]), r.get("prirep") == "p", str(r.get("state")),
                            r.get("unassigned.reason") or None) for r in rows]
 
@@ -294,8 +303,9 @@ def _rename(prefix: str | None) -> dict[str, Any]:
     """Restore parameters that put the indices beside the originals, as ``<prefix><name>``."""
     if prefix is None:
         return {}
+    # No replica (an isolated copy), and no lifecycle policy: ILM must not act on a copy.
     return {"rename_pattern": "(.+)", "rename_replacement": prefix + "$1", "include_aliases": False,
-            "index_settings": {"index.number_of_replicas": 0}}
+            "index_settings": {"index.number_of_replicas": 0}, "ignore_index_settings": ["index.lifecycle.name"]}
 
 
 def _mib(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""PostgreSQL's command-line clients (pg_dump, psql) as child processes, part of the postgres
+"""Where and as whom drdrill connects to PostgreSQL (:class:`PgConn`, :class:`Deadline`) and
+PostgreSQL's command-line clients (pg_dump, psql) as child processes, part of the postgres
 adapter: streamed both ways, bounded by a deadline, never outliving the call.
 
 Dumps stream out of ``pg_dump`` into any writer; a restore streams into ``psql``'s standard
@@ -7,12 +8,17 @@ input, so a decrypted dump never lies on disk."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol
+
+import psycopg
 
 from drdrill.errors import RestoreFailed, ServiceError, ToolMissing
 
@@ -148,3 +154,81 @@ def stream_into_psql(argv: list[str], env: dict[str, str], feed: Callable[[Write
     if code != 0:
         raise RestoreFailed(f"psql restore of {label} failed (exit {code}): {child.error_line()}",
                             hint="check the database is reachable and the user may write to it")
+
+
+CONNECT_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class PgConn:
+    """Where and as whom to connect. ``params`` carries further libpq keywords of a user's
+    DSN (``sslmode``, ``sslrootcert``…), never the password."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str = field(repr=False)
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> PgConn:
+        """A libpq DSN (URI or keywords) with its password."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+        except psycopg.ProgrammingError as exc:
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            raise ValueError(f"not a PostgreSQL DSN: {lines[-1]}") from None
+        known = {k: parts.pop(k, None) for k in ("host", "port", "dbname", "user", "password")}
+        return cls(known["host"] or "localhost", int(known["port"] or 5432), known["dbname"] or "postgres",
+                   known["user"] or "postgres", known["password"] or "", tuple(sorted(parts.items())))
+
+    def with_database(self, database: str) -> PgConn:
+        return PgConn(self.host, self.port, database, self.user, self.password, self.params)
+
+    def kwargs(self, database: str | None = None) -> dict[str, Any]:
+        # Keepalives notice a dead peer or a cut network (not a paused server: the deadline does).
+        return {"host": self.host, "port": self.port, "dbname": database or self.database, "user": self.user,
+                "password": self.password, "connect_timeout": CONNECT_TIMEOUT_S, "keepalives": 1,
+                "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3, **dict(self.params)}
+
+    def child_env(self) -> dict[str, str]:
+        """Just what pg_dump/psql need: not drdrill's whole environment (other secrets)."""
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
+                "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S)}
+
+    def cli_args(self, database: str | None = None) -> list[str]:
+        from psycopg.conninfo import make_conninfo
+
+        conninfo = make_conninfo(dbname=database or self.database, **dict(self.params))
+        return ["-h", self.host, "-p", str(self.port), "-U", self.user, "-d", conninfo]
+
+    def __repr__(self) -> str:
+        return f"PgConn({self.user}@{self.host}:{self.port}/{self.database})"
+
+
+class Deadline:
+    """Shut a connection's socket down when ``seconds`` pass, so whatever call is blocked on it
+    returns with an error instead of waiting for a server that will not answer."""
+
+    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
+        self.conn, self.seconds = conn, seconds
+        self.fired = threading.Event()
+        self._timer = threading.Timer(seconds, self._strike)
+        self._timer.daemon = True
+
+    def _strike(self) -> None:
+        self.fired.set()
+        with contextlib.suppress(OSError, psycopg.Error):
+            sock = socket.socket(fileno=os.dup(self.conn.pgconn.socket))
+            sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()

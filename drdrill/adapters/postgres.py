@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
 
-from drdrill.adapters.pg_client import Writer, find_client, stream_into_psql, stream_out
+from drdrill.adapters.pg_client import Deadline, PgConn, Writer, find_client, stream_into_psql, stream_out
+from drdrill.core.ownership import UNRESTRICTED, RefusedWrite, Verb, Write, WritePolicy
 from drdrill.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -36,7 +33,6 @@ CanaryRow = tuple[str, str, int, datetime]
 # Tables whose rows belong to an organisation (they have an org_id column): the unit of a
 # per-organisation export.
 ORG_TABLES = (TENANT_TABLE, CANARY_TABLE)
-CONNECT_TIMEOUT_S = 5
 
 SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS {TENANT_TABLE} (
@@ -59,80 +55,6 @@ CREATE TABLE IF NOT EXISTS {CANARY_TABLE} (
 """
 
 
-@dataclass(frozen=True)
-class PgConn:
-    """Where and as whom to connect. ``params`` carries further libpq keywords of a user's
-    DSN (``sslmode``, ``sslrootcert``…), never the password."""
-
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str = field(repr=False)
-    params: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def from_dsn(cls, dsn: str) -> PgConn:
-        """A libpq DSN (URI or keywords) with its password."""
-        from psycopg.conninfo import conninfo_to_dict
-
-        try:
-            parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
-        except psycopg.ProgrammingError as exc:
-            raise ValueError(f"not a PostgreSQL DSN: {_last_line(exc)}") from None
-        known = {k: parts.pop(k, None) for k in ("host", "port", "dbname", "user", "password")}
-        return cls(known["host"] or "localhost", int(known["port"] or 5432), known["dbname"] or "postgres",
-                   known["user"] or "postgres", known["password"] or "", tuple(sorted(parts.items())))
-
-    def with_database(self, database: str) -> PgConn:
-        return PgConn(self.host, self.port, database, self.user, self.password, self.params)
-
-    def kwargs(self, database: str | None = None) -> dict[str, Any]:
-        # Keepalives notice a dead peer or a cut network (not a paused server: the deadline does).
-        return {"host": self.host, "port": self.port, "dbname": database or self.database, "user": self.user,
-                "password": self.password, "connect_timeout": CONNECT_TIMEOUT_S, "keepalives": 1,
-                "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3, **dict(self.params)}
-
-    def child_env(self) -> dict[str, str]:
-        """Just what pg_dump/psql need: not drdrill's whole environment (other secrets)."""
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
-                "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S)}
-
-    def cli_args(self, database: str | None = None) -> list[str]:
-        from psycopg.conninfo import make_conninfo
-
-        conninfo = make_conninfo(dbname=database or self.database, **dict(self.params))
-        return ["-h", self.host, "-p", str(self.port), "-U", self.user, "-d", conninfo]
-
-    def __repr__(self) -> str:
-        return f"PgConn({self.user}@{self.host}:{self.port}/{self.database})"
-
-
-class Deadline:
-    """Shut a connection's socket down when ``seconds`` pass, so whatever call is blocked on it
-    returns with an error instead of waiting for a server that will not answer."""
-
-    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
-        self.conn, self.seconds = conn, seconds
-        self.fired = threading.Event()
-        self._timer = threading.Timer(seconds, self._strike)
-        self._timer.daemon = True
-
-    def _strike(self) -> None:
-        self.fired.set()
-        with contextlib.suppress(OSError, psycopg.Error):
-            sock = socket.socket(fileno=os.dup(self.conn.pgconn.socket))
-            sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def __enter__(self) -> Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-
-
 def _scram_verifier(conn: psycopg.Connection, user: str, password: str) -> str:
     """What PostgreSQL stores for a password, computed client-side: the server (and its log,
     should the statement fail) never sees the password itself."""
@@ -144,22 +66,35 @@ class MetadataDb:
 
     ``timeout_s`` bounds every connection's use; long work (dumps, restores) gets its own."""
 
-    def __init__(self, conn: PgConn, *, bindir: Path | None = None, timeout_s: float = 60) -> None:
+    def __init__(self, conn: PgConn, *, bindir: Path | None = None, timeout_s: float = 60,
+                 guard: WritePolicy = UNRESTRICTED) -> None:
         self.conn = conn
         self.bindir = bindir
         self.timeout_s = timeout_s
+        # Asked before every write; a database it does not let drdrill write to is only ever
+        # reached through read-only sessions, so the server refuses what a check might miss.
+        self.guard = guard
 
     def with_database(self, database: str) -> MetadataDb:
-        return MetadataDb(self.conn.with_database(database), bindir=self.bindir, timeout_s=self.timeout_s)
+        return MetadataDb(self.conn.with_database(database), bindir=self.bindir, timeout_s=self.timeout_s,
+                          guard=self.guard)
+
+    def _writes(self, verb: Verb = "write", database: str | None = None, what: str = "") -> None:
+        self.guard.check(Write("postgres", "database", database or self.conn.database, verb, what))
 
     @contextlib.contextmanager
-    def connect(self, *, autocommit: bool = True, timeout_s: float | None = None,
-                as_conn: PgConn | None = None, database: str | None = None) -> Iterator[psycopg.Connection]:
+    def connect(self, *, autocommit: bool = True, timeout_s: float | None = None, as_conn: PgConn | None = None,
+                database: str | None = None, writable: bool = False) -> Iterator[psycopg.Connection]:
+        """A connection, read only unless the guard lets drdrill write to its database (or the
+        caller has just asked the guard about the statement it sends: ``writable``)."""
         who = as_conn or self.conn
         limit = timeout_s or self.timeout_s
         params = who.kwargs(database)
         # The server gives up on a statement by itself too (locks, a runaway query).
-        params["options"] = f"{params.get('options', '')} -c statement_timeout={int(limit * 1000)}".strip()
+        options = f"{params.get('options', '')} -c statement_timeout={int(limit * 1000)}"
+        if not (writable or self.guard.may_write_database(database or who.database)):
+            options += " -c default_transaction_read_only=on"
+        params["options"] = options.strip()
         try:
             connection = psycopg.connect(**params, autocommit=autocommit)
         except psycopg.OperationalError as exc:
@@ -173,15 +108,21 @@ class MetadataDb:
             if deadline.fired.is_set():
                 raise ServiceError(f"PostgreSQL {who!r} did not answer within {limit:g}s",
                                    hint="is the server paused or overloaded? (pg_isready)") from exc
+            if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):  # the server refused what no check saw
+                raise RefusedWrite(Write("postgres", "database", database or who.database, "write",
+                                         _last_line(exc)), getattr(self.guard, "environment", "?"),
+                                   "PostgreSQL refused it: drdrill's session there is read only") from exc
             raise
 
-    def _admin(self, admin: PgConn, statement: sql.Composed, *, database: str = "postgres") -> None:
-        with self.connect(as_conn=admin, database=database) as conn:
+    def _admin(self, admin: PgConn, statement: sql.Composed, write: Write, *, database: str = "postgres") -> None:
+        self.guard.check(write)
+        with self.connect(as_conn=admin, database=database, writable=True) as conn:
             conn.execute(statement)
 
     # --- schema and rows -----------------------------------------------------------------
 
     def ensure_schema(self) -> None:
+        self._writes()
         with self.connect() as conn:
             conn.execute(SCHEMA_SQL)
 
@@ -235,6 +176,7 @@ class MetadataDb:
 
     def wipe(self) -> None:
         """Empty this database's public schema (a scratch database the drill may wipe)."""
+        self._writes(what="DROP SCHEMA public CASCADE")
         with self.connect() as conn:
             conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
             conn.execute("CREATE SCHEMA public")
@@ -247,6 +189,7 @@ class MetadataDb:
 
     def replace_tenant_rows(self, org_id: str, namespace: str, indices: dict[str, int], prefix: str) -> None:
         """The tenant's rows become exactly ``indices`` (index name → document count)."""
+        self._writes()
         with self.connect(autocommit=False) as conn:
             conn.execute(f"DELETE FROM {TENANT_TABLE} WHERE org_id = %s AND namespace = %s",  # noqa: S608
                          (org_id, namespace))
@@ -257,12 +200,14 @@ class MetadataDb:
                     [(org_id, namespace, index.removeprefix(prefix), index, n) for index, n in indices.items()])
 
     def add_container_row(self, org_id: str, namespace: str, container: str, index: str) -> None:
+        self._writes()
         with self.connect() as conn:
             conn.execute(f"INSERT INTO {TENANT_TABLE} (org_id, namespace, container_name, index_name) "  # noqa: S608
                          "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", (org_id, namespace, container, index))
 
     def delete_tenant_rows(self, org_id: str, namespace: str) -> None:
         """Every row of the tenant in every org-scoped table (a tenant's data loss)."""
+        self._writes()
         with self.connect(autocommit=False) as conn:
             for table in ORG_TABLES:
                 conn.execute(sql.SQL("DELETE FROM {} WHERE org_id = %s AND namespace = %s").format(
@@ -320,6 +265,7 @@ class MetadataDb:
     # --- canaries ------------------------------------------------------------------------
 
     def clear_canaries(self) -> None:
+        self._writes()
         with self.connect() as conn:
             conn.execute(f"DELETE FROM {CANARY_TABLE}")  # noqa: S608 - constant name
 
@@ -328,6 +274,7 @@ class MetadataDb:
         """One connection for a canary writer. Each call writes one round of canaries (org,
         namespace, seq, written_at) in one transaction: all of them acknowledged or none,
         bounded by ``write_timeout_s``."""
+        self._writes()
         with self.connect(timeout_s=24 * 3600) as conn:  # the session lives as long as the writer
             def write(rows: list[CanaryRow]) -> None:
                 with Deadline(conn, write_timeout_s) as deadline:
@@ -353,7 +300,8 @@ class MetadataDb:
     # --- roles (fault injection and the platform's set-up) ------------------------------
 
     def set_password(self, admin: PgConn, user: str, password: str, *, login: bool = True) -> None:
-        with self.connect(as_conn=admin, database="postgres") as conn:
+        self.guard.check(Write("postgres", "request", f"role {user}", "write", "ALTER ROLE"))
+        with self.connect(as_conn=admin, database="postgres", writable=True) as conn:
             verifier = _scram_verifier(conn, user, password)
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
@@ -361,12 +309,14 @@ class MetadataDb:
                 sql.Identifier(user), sql.Literal(verifier)))
 
     def revoke_login(self, admin: PgConn, user: str) -> None:
-        self._admin(admin, sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(user)))
+        self._admin(admin, sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(user)),
+                    Write("postgres", "request", f"role {user}", "write", "ALTER ROLE"))
 
     def take_table_away(self, admin: PgConn, table: str = TENANT_TABLE) -> None:
         """The table changes owner and the platform's user loses every right on it."""
         self._admin(admin, sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table),
                                                                        sql.Identifier(admin.user)),
+                    Write("postgres", "database", self.conn.database, "write", f"ALTER TABLE {table} OWNER"),
                     database=self.conn.database)
 
     # --- dumps ---------------------------------------------------------------------------
@@ -419,7 +369,8 @@ class MetadataDb:
         runbook restores into."""
         self.drop_database(admin, self.conn.database)
         self._admin(admin, sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(self.conn.database), sql.Identifier(self.conn.user)))
+            sql.Identifier(self.conn.database), sql.Identifier(self.conn.user)),
+            Write("postgres", "database", self.conn.database, "create", "CREATE DATABASE"))
 
     def create_database(self, admin: PgConn, name: str, *, owner: str | None = None) -> MetadataDb:
         """A new empty database next to this one (refuses to replace an existing one)."""
@@ -427,16 +378,19 @@ class MetadataDb:
             raise ServiceError(f"database {name} already exists", hint="drdrill never replaces a database it "
                                "did not create; remove it or choose another drill id")
         self._admin(admin, sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(name), sql.Identifier(owner or self.conn.user)))
+            sql.Identifier(name), sql.Identifier(owner or self.conn.user)),
+            Write("postgres", "database", name, "create", "CREATE DATABASE"))
         return self.with_database(name)
 
     def drop_database(self, admin: PgConn, name: str) -> None:
-        self._admin(admin, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self._admin(admin, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+                    Write("postgres", "database", name, "delete", "DROP DATABASE"))
 
     def copy_tenant_rows(self, source: MetadataDb, org_id: str, namespace: str) -> dict[str, int]:
         """Replace one tenant's rows in every org-scoped table with ``source``'s, in one
         transaction; returns rows copied per table."""
         copied = {}
+        self._writes()
         with source.connect() as src, self.connect(autocommit=False) as dst:
             for table in ORG_TABLES:
                 where = sql.SQL("WHERE org_id = {} AND namespace = {}").format(sql.Literal(org_id),
@@ -459,6 +413,7 @@ class MetadataDb:
         """``psql --single-transaction -v ON_ERROR_STOP=1`` reading the SQL ``feed`` writes, as
         PostgreSQL's documentation restores a plain dump: all of it or none of it. If ``feed``
         raises, psql is killed before end of input and nothing is committed."""
+        self._writes(what=f"psql < {label}")
         argv = [find_client("psql", self.bindir), *self.conn.cli_args(), "-X", "-q", "-v", "ON_ERROR_STOP=1",
                 "--single-transaction", "-f", "-"]
         stream_into_psql(argv, self.conn.child_env(), feed, label=label, timeout_s=timeout_s)

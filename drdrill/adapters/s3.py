@@ -18,6 +18,7 @@ from boto3.exceptions import Boto3Error
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from drdrill.core.ownership import UNRESTRICTED, Verb, Write, WritePolicy
 from drdrill.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,11 @@ class ObjectStore:
     """A bucket on an S3 endpoint. Creating one does no I/O; the client is made on first use."""
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
-                 connect_timeout_s: float = 5, read_timeout_s: float = 60, max_attempts: int = 3) -> None:
+                 connect_timeout_s: float = 5, read_timeout_s: float = 60, max_attempts: int = 3,
+                 guard: WritePolicy = UNRESTRICTED) -> None:
         self.endpoint, self.bucket = endpoint, bucket
+        # Asked before every operation that would change the store (drdrill.core.ownership).
+        self.guard = guard
         self._access_key, self._secret_key = access_key, secret_key
         self._read_timeout_s = read_timeout_s
         self._config = Config(
@@ -114,7 +118,13 @@ class ObjectStore:
                     "s3", endpoint_url=self.endpoint, aws_access_key_id=self._access_key,
                     aws_secret_access_key=self._secret_key, region_name="us-east-1", config=self._config,
                 )
+                # Every operation, the transfer manager's included, is judged before it is built.
+                self._client.meta.events.register("before-parameter-build.s3", self._judge)
         return self._client
+
+    def _judge(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        for write in s3_writes(model.name, params):
+            self.guard.check(write)
 
     def _fail(self, action: str, exc: Exception) -> ServiceError:
         if isinstance(exc, EndpointConnectionError):
@@ -155,7 +165,8 @@ class ObjectStore:
 
     def with_credentials(self, access_key: str, secret_key: str) -> ObjectStore:
         """The same bucket, seen with other credentials (a tenant's own)."""
-        return ObjectStore(self.endpoint, access_key, secret_key, self.bucket, read_timeout_s=self._read_timeout_s)
+        return ObjectStore(self.endpoint, access_key, secret_key, self.bucket, read_timeout_s=self._read_timeout_s,
+                           guard=self.guard)
 
     def ensure_bucket(self) -> None:
         try:
@@ -253,6 +264,24 @@ class ObjectStore:
                 first = errors[0]
                 raise ServiceError(f"object store refused to delete {len(errors)} object(s), e.g. "
                                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+
+
+_S3_READS = frozenset({"ListObjectsV2", "ListObjects", "GetObject", "HeadObject", "HeadBucket", "GetObjectTagging",
+                       "ListBuckets", "GetBucketLocation", "GetObjectAttributes", "ListMultipartUploads",
+                       "GetBucketVersioning", "ListObjectVersions", "ListParts"})
+
+
+def s3_writes(operation: str, params: dict[str, Any]) -> list[Write]:
+    """What an S3 operation would change ([] for a read): the objects it names, or the bucket."""
+    if operation in _S3_READS:
+        return []
+    if operation == "DeleteObjects":
+        keys = [str(o.get("Key")) for o in (params.get("Delete") or {}).get("Objects", [])]
+        return [Write("s3", "object", k, "delete", operation) for k in keys]
+    verb: Verb = "delete" if operation.startswith("Delete") else "write"
+    if params.get("Key") is not None:
+        return [Write("s3", "object", str(params["Key"]), verb, operation)]
+    return [Write("s3", "request", str(params.get("Bucket") or ""), verb, operation)]
 
 
 # --- per-tenant users (MinIO's admin API) ---------------------------------------------------

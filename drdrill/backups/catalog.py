@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from drdrill.adapters.s3 import ObjectStore
@@ -37,6 +37,8 @@ class SnapshotEntry:
     started_at: datetime | None
     finished_at: datetime | None
     indices: tuple[str, ...]
+    # Each index's id in the repository (its blobs are under indices/<id>/), by name.
+    index_ids: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def complete(self) -> bool:
@@ -84,7 +86,9 @@ def parse_repository_data(raw: bytes) -> list[SnapshotEntry]:
         raise BackupIntegrityError("repository root blob does not have the RepositoryData shape "
                                    "(an object with 'snapshots' list and 'indices' map)")
     by_uuid: dict[str, list[str]] = {}
+    ids: dict[str, str] = {}
     for index, info in (indices or {}).items():
+        ids[index] = str(info.get("id") or "")
         for uuid in info.get("snapshots", []):
             by_uuid.setdefault(uuid, []).append(index)
     entries = []
@@ -95,6 +99,7 @@ def parse_repository_data(raw: bytes) -> list[SnapshotEntry]:
             state=_STATES.get(state, str(state)) if isinstance(state, int) else str(state or "UNKNOWN"),
             started_at=_millis(snap.get("start_time_millis")), finished_at=_millis(snap.get("end_time_millis")),
             indices=tuple(sorted(by_uuid.get(str(snap.get("uuid")), []))),
+            index_ids=tuple(sorted((i, ids[i]) for i in by_uuid.get(str(snap.get("uuid")), []))),
         ))
     return sorted(entries, key=lambda e: (e.started_at or datetime.min.replace(tzinfo=UTC), e.name))
 
@@ -114,6 +119,19 @@ def tenant_snapshots(store: ObjectStore, tenant: Tenant) -> list[SnapshotEntry]:
         return parse_repository_data(store.get_bytes(newest))
     except ServiceError as exc:
         raise BackupIntegrityError(f"{newest} is missing or unreadable: {exc.message}", key=newest) from exc
+
+
+def index_blob_bytes(store: ObjectStore, tenant: Tenant, entry: SnapshotEntry) -> dict[str, int]:
+    """Per index of ``entry``: the bytes of its blobs in the tenant's repository, every
+    generation's (an upper bound of what restoring it writes to a data node's disk)."""
+    by_id = {index_id: name for name, index_id in entry.index_ids if index_id}
+    sizes = dict.fromkeys(entry.indices, 0)
+    base = tenant.repo_prefix + "indices/"
+    for obj in store.list(base):
+        name = by_id.get(obj.key[len(base):].split("/", 1)[0])
+        if name is not None:
+            sizes[name] += obj.size
+    return sizes
 
 
 def discover_tenants(store: ObjectStore) -> list[Tenant]:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from drdrill.adapters.s3 import ObjectInfo, ObjectStore
+from drdrill.core.layout import blob_path_problem
+from drdrill.errors import BackupIntegrityError
 
 T = TypeVar("T")
 
@@ -86,6 +88,13 @@ def fetch(store: ObjectStore, prefix: str, local_root: Path, *, owner: tuple[int
         rel = obj.key[len(prefix):]
         if not rel or rel.endswith("/"):
             continue
+        # A key is untrusted input: it names a file inside the copy, or the copy is refused.
+        problem = blob_path_problem(rel)
+        if problem is not None or not (local_root / rel).resolve().is_relative_to(local_root.resolve()):
+            raise BackupIntegrityError(f"object {obj.key!r} cannot be a file of the repository copy: "
+                                       f"{problem or 'it resolves outside it'}", key=obj.key,
+                                       hint="a repository's blobs have plain relative names; this prefix holds "
+                                            "something else")
         target = local_root / rel
         if target.exists() and target.stat().st_size == obj.size and rel != "index.latest":
             skipped += 1

@@ -16,10 +16,15 @@ restore alike (pure: the callers bring what they read from Elasticsearch or the 
   its final line: pg_dump's for the whole database, drdrill's export or pg_dump's for an
   organisation (told by the header). The restore holds the last bytes back from psql until this
   is known, so an incomplete dump is never committed.
+* A dump that decrypts (valid padding) yet does **not begin as a dump** was decrypted with the
+  wrong password: ``openssl enc`` has no password check and garbage ends in valid padding about
+  once in 256 tries, so the start of the plaintext, not its end, tells (:func:`dump_kind`).
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import Iterable
 from typing import Literal
 
@@ -58,18 +63,65 @@ def dump_is_complete(size_bytes: int, *, has_checksum: bool, drdrill_naming: boo
 DUMP_HEAD_BYTES = 512
 DUMP_TAIL_BYTES = 4096
 _PG_DUMP_HEADER = b"-- PostgreSQL database dump"
+_PG_DUMP_OPENINGS = (b"--\n" + _PG_DUMP_HEADER, b"--\r\n" + _PG_DUMP_HEADER, _PG_DUMP_HEADER)
 _PG_DUMP_TRAILER = b"-- PostgreSQL database dump complete"
+_PG_CUSTOM_MAGIC = b"PGDMP"
 _EXPORT_HEADER = b"-- drdrill per-organisation export"
 _EXPORT_TRAILER = b"COMMIT;"
+# Control characters no text dump holds raw (COPY escapes them); C1 too, as UTF-8 decodes them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+DumpKind = Literal["pg_dump", "pg_dump_custom", "drdrill_export", "unknown_text", "not_a_dump"]
+
+
+def dump_kind(head: bytes, scope: str) -> DumpKind:
+    """What a decrypted dump is, from its first :data:`DUMP_HEAD_BYTES` (all of it if shorter).
+
+    ``not_a_dump`` means the wrong password or key derivation: the whole database is always
+    pg_dump's output, and an organisation's dump is pg_dump's, drdrill's export or, made by the
+    platform's own script (e.g. ``psql -c "\\copy ..."``), text. Garbage is none of these: 512
+    random bytes that happen to be clean UTF-8 are far rarer than any other failure."""
+    if not head:
+        # pg_dump always writes its header, so nothing at all is a dump cut short (or that
+        # pg_dump failed); an organisation may have no rows. A wrong password yields nothing
+        # only if a whole block decrypts to padding, a 2**-128 chance.
+        return "pg_dump" if scope == ALL_SCOPE else "unknown_text"
+    if _PG_DUMP_HEADER in head or _starts_as(head, *_PG_DUMP_OPENINGS):
+        return "pg_dump"
+    if _starts_as(head, _PG_CUSTOM_MAGIC):
+        return "pg_dump_custom"
+    if scope == ALL_SCOPE:
+        return "not_a_dump"
+    if _starts_as(head, _EXPORT_HEADER):
+        return "drdrill_export"
+    return "unknown_text" if _is_text(head) else "not_a_dump"
+
+
+def _starts_as(head: bytes, *openings: bytes) -> bool:
+    """Begins with one of ``openings``, or is all there is of the start of one (a short dump)."""
+    return any(head.startswith(opening) or opening.startswith(head) for opening in openings)
+
+
+def _is_text(head: bytes) -> bool:
+    # Not final: the head may end inside a multibyte character, cut at DUMP_HEAD_BYTES.
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return _CONTROL.search(text) is None
 
 
 def dump_content_is_complete(head: bytes, tail: bytes, scope: str) -> bool | None:
     """From a plaintext dump's first :data:`DUMP_HEAD_BYTES` and last :data:`DUMP_TAIL_BYTES`:
-    whether it ends as its kind always ends; None for a format drdrill does not know (the
-    platform's own per-organisation script)."""
-    if scope == ALL_SCOPE or _PG_DUMP_HEADER in head:
+    whether it ends as its kind always ends (never, if it is not a dump); None for a format
+    without a known trailer (pg_dump's custom format, the platform's own per-organisation
+    script)."""
+    kind = dump_kind(head, scope)
+    if kind == "not_a_dump":
+        return False
+    if kind == "pg_dump":
         trailer = _PG_DUMP_TRAILER
-    elif head.startswith(_EXPORT_HEADER):
+    elif kind == "drdrill_export":
         trailer = _EXPORT_TRAILER
     else:
         return None

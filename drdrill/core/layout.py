@@ -358,3 +358,43 @@ def validate_bucket_layout(keys: Iterable[str], *, max_problems: int = 20) -> li
         hidden = len(problems) - max_problems
         problems = [*problems[:max_problems], f"... and {hidden} more prefixes not in the platform's layout"]
     return problems
+
+
+# --- untrusted names read from an environment ------------------------------------------------
+
+# Elasticsearch's rules for an index name (MetadataCreateIndexService.validateIndexOrAliasName):
+# lowercase, at most 255 bytes, none of these characters, not "." or "..", not starting with
+# '-', '_' or '+'.
+_INDEX_FORBIDDEN = frozenset('\\/*?"<>| ,#:')
+
+
+def index_name_problem(name: object) -> str | None:
+    """Why ``name`` (read from a repository or a table: untrusted) is not an Elasticsearch
+    index name, or None when it is one."""
+    if not isinstance(name, str) or not name:
+        return "empty or not a string"
+    if name != name.lower():
+        return "has upper-case letters"
+    if len(name.encode()) > 255:
+        return "is longer than 255 bytes"
+    bad = sorted({c for c in name if c in _INDEX_FORBIDDEN or ord(c) < 32})
+    if bad:
+        return "contains " + " ".join(repr(c) for c in bad)
+    if name in (".", ".."):
+        return "is . or .."
+    if name[0] in "-_+":
+        return f"starts with {name[0]!r}"
+    return None
+
+
+def blob_path_problem(relative: str) -> str | None:
+    """Why an object key's part below a repository prefix (untrusted) cannot be a file under a
+    local copy of the repository, or None. Only plain relative paths are: no absolute path, no
+    ``..`` or ``.`` segment, no empty segment, no backslash or NUL."""
+    if not relative or relative.startswith("/"):
+        return "is empty or absolute"
+    if "\\" in relative or "\x00" in relative:
+        return "contains a backslash or NUL"
+    if {"", ".", ".."} & set(relative.split("/")):
+        return "has an empty, '.' or '..' segment"
+    return None

@@ -85,6 +85,8 @@ class IndexResult:
     name: str
     docs_expected: int | None
     docs_restored: int | None
+    # The live index's count when its copy was verified (a restore test beside a busy platform).
+    docs_live: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,15 +101,22 @@ class TenantResult:
     rpo_seconds: float | None = None
     # Loss per store ("elasticsearch", "postgresql"); rpo_seconds is the worst of these.
     rpo_by_store: dict[str, float] = field(default_factory=dict)
+    # Fetching and restoring this tenant's snapshot (where the drill measured it on its own).
+    restore_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        # Fields only a restore test measures are written where it measured them.
+        out: dict[str, Any] = {
             "org_id": self.org_id,
             "namespace": self.namespace,
-            "indices": [vars(i).copy() for i in self.indices],
+            "indices": [{k: v for k, v in vars(i).items() if k != "docs_live" or v is not None}
+                        for i in self.indices],
             "rpo_seconds": self.rpo_seconds,
             "rpo_by_store": dict(self.rpo_by_store),
         }
+        if self.restore_seconds is not None:
+            out["restore_seconds"] = self.restore_seconds
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TenantResult:
@@ -117,6 +126,7 @@ class TenantResult:
             indices=[IndexResult(**i) for i in d.get("indices", [])],
             rpo_seconds=d.get("rpo_seconds"),
             rpo_by_store=dict(d.get("rpo_by_store") or {}),
+            restore_seconds=d.get("restore_seconds"),
         )
 
 

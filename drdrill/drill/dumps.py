@@ -19,12 +19,14 @@ from drdrill.adapters.platform import Platform
 from drdrill.adapters.postgres import MetadataDb
 from drdrill.backups import catalog
 from drdrill.core import layout
-from drdrill.core.completeness import DUMP_HEAD_BYTES, DUMP_TAIL_BYTES, dump_content_is_complete
+from drdrill.core.completeness import DUMP_HEAD_BYTES, DUMP_TAIL_BYTES, dump_content_is_complete, dump_kind
 from drdrill.errors import BackupIntegrityError, DecryptionError, RestoreFailed, ServiceError
 
 log = logging.getLogger(__name__)
 
 _PROOF_BLOCKS = 4
+_WRONG_KEY_HINT = ("check the dump password (dump_password_env or dump_password_file) and the key derivation "
+                   "([encryption] md, pbkdf2, iterations) against the backup job's openssl enc options")
 
 
 @dataclass(frozen=True)
@@ -133,14 +135,23 @@ def _decrypt_checked(dump: FetchedDump, password: bytes, kdf: crypto.KdfSpec, ds
             crypto.decrypt_stream(src, held, password, kdf)
     except DecryptionError as exc:
         raise DecryptionError(f"{dump.key} cannot be decrypted: {exc.message}", key=dump.key, hint=exc.hint) from exc
+    # Valid padding proves nothing (a wrong key passes about once in 256): the start tells.
+    kind = dump_kind(held.head, dump.scope)
+    if kind == "not_a_dump":
+        expected = "pg_dump's output" if dump.scope == layout.ALL_SCOPE else "a dump"
+        raise DecryptionError(
+            f"{dump.key} cannot be decrypted: wrong password or key derivation ({kdf.describe()} turns it "
+            f"into bytes that do not begin as {expected})", key=dump.key, hint=_WRONG_KEY_HINT)
     dump.plaintext_bytes = held.total
     dump.encryption = _encryption_proof(dump.cipher, held.head, password, kdf)
     complete = dump_content_is_complete(held.head, held.tail, dump.scope)
     if complete is None:
-        dump.notes.append(f"{dump.key} decrypts completely, but its format is not pg_dump's or drdrill's: whether "
-                          "it is complete is not known")
+        what = "pg_dump's custom format" if kind == "pg_dump_custom" else "not pg_dump's or drdrill's"
+        dump.notes.append(f"{dump.key} decrypts completely, but its format is {what}: whether it is complete is "
+                          "not known")
     elif not complete:
-        raise BackupIntegrityError(f"{dump.key} decrypts to an incomplete dump (no end-of-dump trailer)",
+        raise BackupIntegrityError(f"{dump.key} decrypts to an incomplete dump "
+                                   f"({'empty' if not held.total else 'no end-of-dump trailer'})",
                                    key=dump.key, hint="the backup job was probably interrupted")
     held.release()
 

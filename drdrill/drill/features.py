@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from drdrill.errors import UsageError
 
@@ -26,14 +29,50 @@ CONTAINERS_TAG = "containers"
 KUBERNETES_TAG = "kubernetes"
 
 
+# What a step function declares when it changes the platform: :func:`destructive`.
+DESTRUCTIVE_ATTR = "__drdrill_destructive__"
+# A step that asks for this fixture drives a runbook drill (seed, destroy, recover): destructive.
+DRILL_FIXTURE = "drill"
+
+
+def destructive(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare a step that needs a target it may destroy (put it under ``@given``/``@when``/
+    ``@then``). Steps that take the ``drill`` fixture are destructive without it."""
+    setattr(func, DESTRUCTIVE_ATTR, True)
+    return func
+
+
+def is_destructive_step(func: Callable[..., Any]) -> bool:
+    if getattr(func, DESTRUCTIVE_ATTR, False):
+        return True
+    try:
+        return DRILL_FIXTURE in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return True  # a step that cannot be inspected is not trusted to be harmless
+
+
+@dataclass(frozen=True)
+class StepRef:
+    """A step of a feature file, where it is written."""
+
+    path: Path
+    line: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: '{self.text}'"
+
+
 @dataclass(frozen=True)
 class LoadedFeature:
     path: Path
     tags: frozenset[str]
+    # The steps whose definitions need a destructive target, in file order.
+    destructive_steps: tuple[StepRef, ...] = ()
 
     @property
     def destructive(self) -> bool:
-        return RESTORE_TEST_TAG not in self.tags
+        return bool(self.destructive_steps)
 
     def runs_on(self, target: str) -> bool:
         if KUBERNETES_TAG in self.tags:
@@ -109,7 +148,7 @@ def default_features(project_dir: Path, target: str) -> list[LoadedFeature]:
         root = bundled_features()
     loaded = load_features([f for f in feature_files([root]) if "faults" not in f.relative_to(root).parts],
                            project_dir)
-    chosen = [f for f in loaded if f.destructive != (target == "live")]
+    chosen = [f for f in loaded if (RESTORE_TEST_TAG in f.tags) == (target == "live")]
     if not chosen:
         raise UsageError(f"{root}: no feature files for --target {target}",
                          hint="name feature files on the command line")
@@ -153,11 +192,15 @@ def load_features(files: list[Path], project_dir: Path) -> list[LoadedFeature]:
                              hint="check the Gherkin syntax (Feature:, Scenario:, Given/When/Then)") from exc
         if not feature.scenarios:
             raise UsageError(f"{file}: the feature has no scenario")
+        harmful: dict[int, StepRef] = {}
         for scenario in feature.scenarios.values():
             for step in scenario.steps:
-                if not any(c.type == step.type and c.parser.is_matching(step.name) for c in contexts):
+                matching = [c for c in contexts if c.type == step.type and c.parser.is_matching(step.name)]
+                if not matching:
                     raise UsageError(f"{file}:{step.line_number}: no step definition matches "
                                      f"'{step.keyword} {step.name}'",
                                      hint="see `drdrill steps` for the step library")
-        loaded.append(LoadedFeature(file, frozenset(feature.tags)))
+                if any(is_destructive_step(c.step_func) for c in matching):
+                    harmful[step.line_number] = StepRef(file, step.line_number, f"{step.keyword} {step.name}")
+        loaded.append(LoadedFeature(file, frozenset(feature.tags), tuple(harmful[n] for n in sorted(harmful))))
     return loaded

@@ -11,7 +11,7 @@ from drdrill.backups.take import BackupSetResult
 from drdrill.core.forecast import MEASURABLE_FETCH_BYTES, MEASURABLE_SHARD_BYTES, RestoreSample, byte_rate
 from drdrill.core.layout import Tenant
 from drdrill.core.objectives import Objectives, RpoResult, achieved_rpo, achieved_rto, backup_exposure
-from drdrill.core.report import Problem
+from drdrill.core.report import IndexResult, Problem
 from drdrill.core.timeline import Timeline
 from drdrill.drill import checks as chk
 from drdrill.drill.canary import STORES, canary_index, newest_surviving
@@ -53,6 +53,9 @@ class DrillOutcome:
     expected_failure: bool = False  # a fault scenario: the recovery is meant to fail
     expectation_checked: bool = False  # ... and a step checked where and why it failed
     notes: dict[str, Any] = field(default_factory=dict)  # for the report's evidence
+    # Per tenant, what a restore test restored (each index's counts) and how long it took.
+    index_results: dict[str, list[IndexResult]] = field(default_factory=dict)
+    tenant_restore_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def measure(drill: Drill) -> DrillOutcome:

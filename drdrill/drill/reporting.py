@@ -123,7 +123,10 @@ def _tenant_results(outcomes: list[DrillOutcome]) -> list[TenantResult]:
         for tenant in outcome.tenants:
             entry = results.setdefault(tenant.key, TenantResult(tenant.org_id, tenant.namespace))
             expected = outcome.expected_docs.get(tenant.key, {})
-            if any(index in restored for index in expected):
+            if tenant.key in outcome.index_results:  # the restore test's own record of what it restored
+                entry.indices = list(outcome.index_results[tenant.key])
+                entry.restore_seconds = outcome.tenant_restore_seconds.get(tenant.key)
+            elif any(index in restored for index in expected):
                 entry.indices = [IndexResult(index, docs, restored.get(index))
                                  for index, docs in sorted(expected.items())]
             elif not entry.indices:

@@ -13,6 +13,7 @@ from drdrill.adapters import crypto
 from drdrill.adapters.platform import Platform
 from drdrill.core import layout
 from drdrill.core.layout import Tenant
+from drdrill.core.ownership import copies_directory_name, scratch_database_name
 from drdrill.drill.dumps import EncryptionProof, FetchedDump, fetch_dump, load_dump, newest_dump
 from drdrill.errors import RestoreFailed
 
@@ -82,15 +83,7 @@ def _restored(dump: FetchedDump, scope: str, kdf: crypto.KdfSpec, seconds: float
                            kdf.is_weak, seconds, dump.notes, dump.encryption)
 
 
-RESTORE_COPIES_PREFIX = "drdrill-restore-"
-
-
 def restore_copies(repo_root: Path, drill_id: str) -> Path:
     """Where a drill's fresh copies of repositories go (under ``path.repo``): its own directory,
     removed whole afterwards."""
-    return repo_root / f"{RESTORE_COPIES_PREFIX}{drill_id}"
-
-
-def scratch_database_name(drill_id: str) -> str:
-    """A database name no platform uses, unique per drill (PostgreSQL keeps 63 bytes)."""
-    return "drdrill_scratch_" + "".join(c if c.isalnum() else "_" for c in drill_id.lower())[:40]
+    return repo_root / copies_directory_name(drill_id)

@@ -14,8 +14,9 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from drdrill.adapters.pg_owned import tenant_rows
 from drdrill.adapters.postgres import MetadataDb
 from drdrill.backups import catalog
 from drdrill.core import layout
@@ -23,26 +24,38 @@ from drdrill.core.backup_job import BackupJobHealth, backup_job_findings
 from drdrill.core.durations import format_duration
 from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.core.objectives import RpoResult, achieved_rto
-from drdrill.core.report import Problem
+from drdrill.core.report import IndexResult, Problem
 from drdrill.core.retention import retention_coverage
 from drdrill.drill import checks as chk
 from drdrill.drill.dumps import FetchedDump, check_dump, fetch_dump, load_dump, newest_dump
+from drdrill.drill.headroom import check_headroom
 from drdrill.drill.isolation import isolation_checks
 from drdrill.drill.measurement import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_copies, scratch_database_name
 from drdrill.drill.session import Session, step
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, restore_tenants
-from drdrill.errors import BackupIntegrityError, BackupJobUnhealthy, RestoreFailed, UsageError, VerificationFailed
+from drdrill.errors import (
+    BackupIntegrityError,
+    BackupJobUnhealthy,
+    ConfigError,
+    RestoreFailed,
+    UsageError,
+    VerificationFailed,
+)
 
 if TYPE_CHECKING:
+    from drdrill.adapters.elasticsearch import IndexState
     from drdrill.adapters.platform import Platform
     from drdrill.adapters.s3 import ObjectStore
+    from drdrill.core.ownership import Mark
+    from drdrill.targets.live_settings import LiveTargetSettings
 
 PHASES = frozenset({"recovery-points", "integrity", "restore-metadata", "restore-snapshots", "verify",
                     "verify-isolation", "backup-job"})
 RETENTION_DAYS = 7  # the runbook keeps 7 days of backups
 
 
+@runtime_checkable
 class Sandbox(Protocol):
     """What a target offers a restore test: names of its own, a scratch database, and a
     record of everything created so it can all be removed (:class:`~drdrill.targets.live.LiveTarget`)."""
@@ -50,6 +63,9 @@ class Sandbox(Protocol):
     prefix: str
     # The platform's backup job as its scheduler records it (None: the target cannot read one).
     backup_job: BackupJobHealth | None
+    # drdrill's ownership mark on what this run creates.
+    mark: Mark
+    settings: LiveTargetSettings
 
     @property
     def dump_password(self) -> bytes: ...
@@ -85,10 +101,10 @@ class RestoreTest(Session):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         sandbox = self.target
-        if not all(hasattr(sandbox, name) for name in ("prefix", "track_created", "scratch_db", "describe")):
+        if not isinstance(sandbox, Sandbox):
             raise UsageError(f"the restore test runs on --target live, not on {self.target.name}",
                              hint="point a [target] table at the environment whose backups to test")
-        self.sandbox: Sandbox = sandbox  # type: ignore[assignment]  # checked just above
+        self.sandbox: Sandbox = sandbox
         self.tenants: list[TenantPoint] = []
         self.dumps: dict[str, DumpPoint] = {}
         # The verified whole-database dump, still encrypted, kept for step 3.
@@ -97,6 +113,10 @@ class RestoreTest(Session):
         self.owners = TenantIndices([])
         self.recorded_docs: dict[str, dict[str, int]] = {}
         self.metadata_restores: list[MetadataRestore] = []
+        self.restored_rows: list[tuple[str, str, str]] = []
+        # What the report lists per tenant: each restored index with its counts, and how long.
+        self.index_results: dict[str, list[IndexResult]] = {}
+        self.restore_seconds: dict[str, float] = {}
         self.snapshot_restores: list[SnapshotRestore] = []
         self.versions: dict[str, str] = {}
         self.notes: dict[str, Any] = {}
@@ -115,17 +135,47 @@ class RestoreTest(Session):
             self.notes["target"] = self.sandbox.describe()
             self.versions.update(platform.cluster.compatibility(), postgres=platform.db.server_version())
             now = self.timeline.clock.wall()
-            tenants = catalog.discover_tenants(platform.store)
-            if not tenants:
-                raise RestoreFailed(f"no tenant snapshot repository in bucket {platform.store.bucket}",
+            in_bucket = catalog.discover_tenants(platform.store)
+            listed = self._tenant_list(platform.db, "the platform's tenant list", ph)
+            if not in_bucket and not listed:
+                raise RestoreFailed(f"no tenant snapshot repository in bucket {platform.store.bucket} and no tenant "
+                                    "in the platform's tenant list",
                                     hint="expected <org>/<namespace>/ prefixes holding index.latest or index-N")
-            for tenant in tenants:
+            for tenant in sorted(set(in_bucket) | set(listed)):
+                if tenant not in in_bucket:
+                    self.fail_and_go_on(ph, RestoreFailed(
+                        f"tenant {tenant} has no backup: {len(listed[tenant])} index(es) in the platform's tenant "
+                        f"list, no snapshot repository at {tenant.repo_prefix} in bucket {platform.store.bucket}",
+                        hint="is the tenant in the backup job's list?"))
+                    self.tenants.append(TenantPoint(tenant, None, None, None))
+                    continue
+                if tenant not in listed:
+                    self.problems.append(Problem(
+                        "recovery-points", "warning", f"tenant path {tenant.repo_prefix} holds backups but no row "
+                        "of the platform's tenant list names the tenant", "a deleted tenant's backups, or a "
+                        "tenant the platform lost track of", {"scenario": self.scenario}))
                 point = self._tenant_point(tenant, now, ph)
                 if point is not None:
                     self.tenants.append(point)
             self._dump_points(platform, now, ph)
             self._retention(now)
+            self.notes["headroom"] = check_headroom(platform, [(p.tenant, p.chosen) for p in self.tenants
+                                                               if p.chosen is not None])
             self.notes["recovery_points"] = self._describe_points()
+
+    def _tenant_list(self, db: MetadataDb, where: str, ph: Any) -> dict[Tenant, list[str]]:
+        """The platform's tenants and their indices (the reference for which tenants need a
+        recovery point); rows that name no valid tenant fail, named."""
+        out: dict[Tenant, list[str]] = {}
+        for org, namespace, index in tenant_rows(db, self.sandbox.settings.tenants_query):
+            try:
+                tenant = Tenant(org, namespace)
+            except ConfigError as exc:
+                self.fail_and_go_on(ph, RestoreFailed(f"{where} names a tenant drdrill cannot address: "
+                                                      f"{org!r}/{namespace!r}: {exc.message}"))
+                continue
+            out.setdefault(tenant, []).append(index)
+        return out
 
     def _tenant_point(self, tenant: Tenant, now: datetime, ph: Any) -> TenantPoint | None:
         try:
@@ -135,6 +185,15 @@ class RestoreTest(Session):
             return None
         chosen = catalog.newest_complete_snapshot(entries)
         newest = entries[-1] if entries else None
+        hostile = [(i, layout.index_name_problem(i)) for i in (chosen.indices if chosen else ())]
+        hostile = [(i, why) for i, why in hostile if why is not None]
+        if hostile:  # read from the bucket: untrusted, never sent to Elasticsearch
+            index, why = hostile[0]
+            self.fail_and_go_on(ph, BackupIntegrityError(
+                f"tenant {tenant}: snapshot {chosen.name if chosen else '?'} names an index that is not an "
+                f"Elasticsearch index name: {index[:80]!r} {why}", hint="the repository at "
+                f"{tenant.repo_prefix} holds something other than the platform's snapshots"))
+            return TenantPoint(tenant, newest, None, None)
         if chosen is None:
             states = ", ".join(f"{e.name}={e.state}" for e in entries[-3:]) or "none at all"
             self.fail_and_go_on(ph, RestoreFailed(f"tenant {tenant} has no complete snapshot ({states})"))
@@ -208,7 +267,11 @@ class RestoreTest(Session):
     def check_integrity(self) -> None:
         """Every chosen dump matches its checksum record (where one exists), decrypts whole and
         ends as its format ends, checked as a stream (no plaintext on disk); the encrypted
-        whole-database dump is kept for step 3."""
+        whole-database dump is kept for step 3.
+
+        A real recovery starts by fetching the dump: the declared disaster is marked here, so
+        the RTO includes the download and the check of every dump."""
+        self.timeline.mark_disaster(kind="restore test (declared)")
         with self.phase("integrity") as ph:
             self._fetch_dir = tempfile.TemporaryDirectory(prefix="drdrill-restore-test-", dir=self.workdir)
             for scope, point in self.dumps.items():
@@ -235,8 +298,7 @@ class RestoreTest(Session):
 
     @step
     def restore_metadata(self) -> None:
-        self.timeline.mark_disaster(kind="restore test (declared)")
-        with self.phase("restore-metadata"):
+        with self.phase("restore-metadata") as ph:
             dump = self.fetched.get(layout.ALL_SCOPE)
             if dump is None:
                 raise RestoreFailed("no verified whole-database dump to restore")
@@ -248,10 +310,20 @@ class RestoreTest(Session):
             finally:
                 self._drop_fetched()
             self.metadata_restores[0].seconds = self.timeline.clock.monotonic() - started
-            self.owners = TenantIndices(self.scratch.containers_index_names())
-            for org, ns, index, docs in self.scratch.container_rows():
-                if docs is not None:
-                    self.recorded_docs.setdefault(f"{org}/{ns}", {})[index] = docs
+            restored = self._tenant_list(self.scratch, "the restored dump's tenant list", ph)
+            self.restored_rows = [(t.org_id, t.namespace, i) for t, indices in restored.items() for i in indices]
+            self.owners = TenantIndices(self.restored_rows)
+            if self.sandbox.settings.tenants_query is None:
+                for org, ns, index, docs in self.scratch.container_rows():
+                    if docs is not None:
+                        self.recorded_docs.setdefault(f"{org}/{ns}", {})[index] = docs
+            known = {p.tenant for p in self.tenants}
+            for tenant in sorted(set(restored) - known):
+                self.fail_and_go_on(ph, RestoreFailed(
+                    f"tenant {tenant} has no backup: {len(restored[tenant])} index(es) in the restored dump's tenant "
+                    f"list, no snapshot repository at {tenant.repo_prefix}", hint="is the tenant in the backup "
+                    "job's list?"))
+                self.tenants.append(TenantPoint(tenant, None, None, None))
 
     @step
     def restore_snapshots(self) -> None:
@@ -266,12 +338,17 @@ class RestoreTest(Session):
                 repository = f"{prefix}{point.tenant.org_id}.{point.tenant.namespace}"
                 self.sandbox.track_created(repositories=[repository],
                                            indices=[prefix + index for index in point.chosen.indices])
-                jobs.append(TenantRestoreJob(point.tenant, point.chosen.name, repository))
+                jobs.append(TenantRestoreJob(point.tenant, point.chosen.name, repository,
+                                             mark=self.sandbox.mark.to_dict()))
             outcome = restore_tenants(platform, jobs, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
                                       concurrency=self.settings.restore_concurrency, rename_prefix=prefix,
                                       progress=self.progress)
             self.snapshot_restores += outcome.restored
-            self.notes["restore"] = {"concurrency": outcome.concurrency, "seconds": round(outcome.seconds, 3)}
+            # The copies are isolated: no replica (a weakness of fidelity: a production recovery
+            # also rebuilds replicas), no lifecycle policy, no alias.
+            self.notes["restore"] = {"concurrency": outcome.concurrency, "seconds": round(outcome.seconds, 3),
+                                     "replicas": 0, "lifecycle_policy": "removed from the copies",
+                                     "aliases": "not restored"}
             for _tenant, failure in outcome.failed:
                 self.fail_and_go_on(ph, failure)
 
@@ -335,13 +412,19 @@ class RestoreTest(Session):
         out: list[chk.Check] = []
         restored = {r.tenant: r for r in self.snapshot_restores}
         observed = platform.cluster.indices_named([i for r in self.snapshot_restores for i in r.restored_as])
-        rows = self.scratch.containers_index_names()
+        # The live indices' counts at the time: context for the copies' (the platform keeps writing).
+        live = platform.cluster.indices_named([i for r in self.snapshot_restores for i in r.indices])
+        rows = self.restored_rows
         for point in self.tenants:
             done = restored.get(point.tenant.key)
             if done is None:
                 continue
             copies = {index: observed.get(prefix + index) for index in done.indices}
             recorded = self.recorded_docs.get(point.tenant.key, {})
+            self.index_results[point.tenant.key] = [
+                IndexResult(index, recorded.get(index), _docs(copies[index]), _docs(live.get(index)))
+                for index in done.indices]
+            self.restore_seconds[point.tenant.key] = round(done.fetch_seconds + done.restore_seconds, 3)
             out.extend(chk.check_indices(point.tenant.key, {i: recorded[i] for i in done.indices if i in recorded},
                                          {i: chk.IndexObservation(s.health, s.docs)
                                           for i, s in copies.items() if s is not None}))
@@ -354,7 +437,8 @@ class RestoreTest(Session):
             out.extend(_renamed(chk.check_cross_store(tenant_rows, set(done.indices), {point.tenant.key}),
                                 point.tenant))
         self.notes["runbook_checks"] = {
-            "SELECT COUNT(*) FROM tenant_containers": self.scratch.table_count(),
+            "SELECT COUNT(*) FROM tenant_containers": self.scratch.table_count() if
+            self.sandbox.settings.tenants_query is None else len(rows),
             "_cat/indices": {name: {"health": s.health, "docs.count": s.docs} for name, s in observed.items()},
         }
         unrecorded = [p.tenant.key for p in self.tenants if p.chosen and p.tenant.key not in self.recorded_docs]
@@ -400,7 +484,12 @@ class RestoreTest(Session):
             kdf=self.settings.kdf, versions=dict(self.versions), harness_error=any(
                 p.kind == "error" for p in self.problems), uncertain=False, expected_failure=self.expect_failure,
             expectation_checked=self.expectation_checked, notes={"restore_test": self.notes},
+            index_results=dict(self.index_results), tenant_restore_seconds=dict(self.restore_seconds),
         )
+
+
+def _docs(state: IndexState | None) -> int | None:
+    return state.docs if state is not None else None
 
 
 def _renamed(checks: list[chk.Check], tenant: Tenant) -> list[chk.Check]:

@@ -111,7 +111,8 @@ class RunPlan:
 
     @property
     def destructive(self) -> list[str]:
-        return [f.path.name for f in self.features if f.destructive]
+        """The steps that need a destructive target, where they are written (first per feature)."""
+        return [str(f.destructive_steps[0]) for f in self.features if f.destructive]
 
 
 def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -> RunPlan:
@@ -123,12 +124,13 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
     overrides = _objective_overrides(request.rto, request.rpo)
     if request.stack is not None:
         check_stack_name(request.stack, "--stack")
-    drill_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    drill_id = new_drill_id()
     report_dir = request.report_dir or request.project_dir / "reports" / drill_id
     _check_report_dir(report_dir)
     loaded = for_target(load_features(chosen, request.project_dir), request.target) if chosen is not None else \
         default_features(request.project_dir, request.target)
     settings = _settings(request)
+    _refuse_destructive_steps(request.target, loaded, settings)
     if overrides:
         settings = replace(settings, objectives=replace(settings.objectives, **overrides))
     history = settings.history_path or Path("reports") / "history.jsonl"
@@ -147,6 +149,30 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
                          destructive=any(f.destructive for f in loaded))
     return RunPlan(drill_id, request.project_dir, loaded, settings, overrides, request.target, target,
                    request.stack, report_dir, history, signer, trend, previous_at)
+
+
+def new_drill_id() -> str:
+    """``<UTC second>-<6 hex>``: sortable, unique, and what drdrill's marks carry."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _refuse_destructive_steps(target: str, loaded: list[LoadedFeature], settings: DrillSettings) -> None:
+    """On a live environment that its settings do not mark as a drill environment, a step that
+    needs a destructive target is refused before anything is touched (exit 2), named with its
+    file and line, whatever the feature's tags say. (A marked one is checked further, with I/O,
+    when the run starts: the bucket's marker, the namespace's label.)"""
+    if target != "live" or settings.target is None or settings.target.may_be_destroyed:
+        return
+    harmful = [step for feature in loaded for step in feature.destructive_steps]
+    if harmful:
+        from drdrill.core.layout import DRILL_MARKER_KEY
+
+        more = f" (and {len(harmful) - 1} more)" if len(harmful) > 1 else ""
+        raise UsageError(
+            f"refusing {harmful[0]}{more} on live environment {settings.target.environment!r}: the step needs a "
+            "destructive target and the environment is not marked as a drill environment",
+            hint=f"mark it with environment = \"drill\" in [target] AND an object {DRILL_MARKER_KEY} in its bucket; "
+                 "or run the restore test (features/restore_test.feature), which only restores beside the live data")
 
 
 def run(request: RunRequest, paths: Paths, stack_settings: StackSettings, progress=None) -> RunResult:

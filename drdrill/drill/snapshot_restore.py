@@ -59,6 +59,9 @@ class TenantRestoreJob:
     tenant: Tenant
     snapshot: str | None = None
     repository: str | None = None
+    # Written into each restored index's mapping _meta as soon as Elasticsearch accepted the
+    # restore (drdrill's ownership mark on an environment it does not own).
+    mark: dict[str, str] | None = None
 
 
 @dataclass
@@ -136,8 +139,10 @@ def _start(platform: Platform, job: TenantRestoreJob, drill_id: str, owners: Ten
                             f"shard(s) of {info.shards_total}", hint="not a usable recovery point")
     began = time.monotonic()
     platform.cluster.start_restore(repository, chosen.name, list(chosen.indices), rename_prefix=rename_prefix)
-    return _Started(tenant, repository, chosen, [f"{rename_prefix or ''}{index}" for index in chosen.indices],
-                    info.shards_total, fetch, began, began + timeout_s)
+    restored = [f"{rename_prefix or ''}{index}" for index in chosen.indices]
+    if job.mark is not None:
+        platform.cluster.mark_indices(restored, job.mark)
+    return _Started(tenant, repository, chosen, restored, info.shards_total, fetch, began, began + timeout_s)
 
 
 def _finish(platform: Platform, started: _Started) -> SnapshotRestore:
@@ -277,12 +282,15 @@ def _as_failure(tenant: Tenant, exc: BaseException) -> RecoveryFailure | None:
         return _naming(tenant, exc)
     if isinstance(exc, ServiceError):  # a service failing during recovery is the platform failing
         return _naming(tenant, RestoreFailed(exc.message, hint=exc.hint))
+    if isinstance(exc, OSError):  # this tenant's copy could not be written (a full or read-only disk)
+        return _naming(tenant, RestoreFailed(f"its repository copy could not be written: {exc}",
+                                             hint="check the space and permissions of fs_repository_dir"))
     return None
 
 
 def _naming(tenant: Tenant, failure: RecoveryFailure) -> RecoveryFailure:
     """The failure, saying which tenant it is about (once)."""
-    if str(tenant) not in failure.message:
+    if f"tenant {tenant}" not in failure.message and f"restore of {tenant}" not in failure.message:
         failure.message = f"tenant {tenant}: {failure.message}"
         failure.args = (failure.message,)
     return failure

@@ -1,38 +1,44 @@
 """The live target: an environment drdrill did not start (staging), drilled in place and left
 as it was found.
 
-Everything the drill creates there is recorded as it is created and removed afterwards, also
-after a failure or Ctrl-C (:meth:`LiveTarget.cleanup`): restored copies of indices, read-only
-repository registrations, the scratch database and fetched repository copies. What the
-environment held before (indices, aliases, repositories, databases, rows, bucket objects) is
-fingerprinted at the start and compared at the end (:meth:`LiveTarget.altered_protected`).
-Nothing here can destroy or redeploy a service: destructive drills need Kubernetes.
+Safety is the target's, not the features': every client it hands out asks its write policy
+(:class:`~drdrill.core.ownership.OwnedOnly`) before each request that would change something,
+so a step of any library can only create objects named and marked as this run's, and change or
+remove only those. PostgreSQL sessions to any other database are read only besides.
+
+One run at a time: :meth:`LiveTarget.start` takes the environment's lock (a PostgreSQL advisory
+lock, released by the server when the holder dies), removes what earlier, killed runs left
+(marked as drdrill's), then fingerprints the environment; :meth:`LiveTarget.cleanup` removes
+what this run created, also after a failure or Ctrl-C, and :meth:`LiveTarget.altered_protected`
+compares. Nothing here can destroy or redeploy a service: destructive drills need Kubernetes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drdrill.adapters.elasticsearch import SearchCluster
 from drdrill.adapters.kubernetes import DRILL_NAMESPACE_LABEL
+from drdrill.adapters.pg_owned import EnvironmentLock, mark_database
 from drdrill.adapters.platform import Platform
 from drdrill.adapters.postgres import MetadataDb, PgConn
 from drdrill.adapters.s3 import ObjectStore
 from drdrill.core.backup_job import BackupJobHealth
 from drdrill.core.layout import Tenant
-from drdrill.drill.restore import RESTORE_COPIES_PREFIX
-from drdrill.errors import ConfigError, HarnessError
+from drdrill.core.ownership import RESTORE_COPIES_PREFIX, Mark, OwnedOnly, Write, name_prefix
+from drdrill.errors import ConfigError, HarnessError, UsageError
 from drdrill.targets.base import DiskUsage
 from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings, SecretRef, ServiceRef
+from drdrill.targets.live_state import Fingerprint, Leftovers, clear_leftovers, fingerprint, mark_directory
 
 if TYPE_CHECKING:
     from drdrill.adapters.kubernetes import KubeCluster
@@ -43,9 +49,16 @@ NOT_HERE = ("destroying and redeploying services on --target live needs Kubernet
             "namespace, kustomization), and then runs on it")
 
 
+def _parse_dsn(dsn: str, ref: SecretRef) -> PgConn:
+    try:
+        return PgConn.from_dsn(dsn)
+    except ValueError as exc:
+        raise ConfigError(f"[target] {ref.key}", f"{ref.describe()}: {exc}") from None
+
+
 def drill_prefix(drill_id: str) -> str:
     """What every index and repository a drill creates on a live cluster is named with."""
-    return f"drdrill-{drill_id.lower()}-"
+    return name_prefix(drill_id)
 
 
 @dataclass
@@ -57,31 +70,6 @@ class Created:
     databases: set[str] = field(default_factory=set)
     directories: set[Path] = field(default_factory=set)
     wiped: set[str] = field(default_factory=set)  # scratch databases given by the user: emptied again
-
-
-@dataclass
-class Fingerprint:
-    """What "unchanged" means for a live environment."""
-
-    indices: dict[str, list[Any]]  # name -> [uuid, documents]; hidden (.) indices aside
-    aliases: dict[str, list[str]]
-    repositories: dict[str, str]  # name -> type and settings, as JSON
-    databases: list[str]
-    rows: dict[str, int]  # table -> rows in the platform's database
-    objects: dict[str, str]  # bucket key -> ETag
-
-    def differences(self, after: Fingerprint) -> list[str]:
-        out: list[str] = []
-        for what in ("indices", "aliases", "repositories", "rows", "objects"):
-            before_map, after_map = getattr(self, what), getattr(after, what)
-            gone = sorted(set(before_map) - set(after_map))
-            changed = sorted(k for k in set(before_map) & set(after_map) if before_map[k] != after_map[k])
-            new = sorted(set(after_map) - set(before_map)) if what != "objects" else []  # the job may add backups
-            out += [f"{what}: {k} is gone" for k in gone] + [f"{what}: {k} changed" for k in changed]
-            out += [f"{what}: {k} appeared" for k in new]
-        out += [f"databases: {d} is gone" for d in sorted(set(self.databases) - set(after.databases))]
-        out += [f"databases: {d} appeared" for d in sorted(set(after.databases) - set(self.databases))]
-        return out
 
 
 class LiveTarget:
@@ -102,6 +90,11 @@ class LiveTarget:
         self._ports: dict[ServiceRef, int] = {}
         self.cluster_facts: dict[str, Any] = {}
         self.backup_job: BackupJobHealth | None = None
+        # Every client this target hands out asks this policy before each write.
+        self.policy = OwnedOnly(settings.environment, drill_id)
+        self.mark = Mark(drill_id, datetime.now(UTC).isoformat(timespec="seconds"))
+        self.lock: EnvironmentLock | None = None
+        self.leftovers = Leftovers()
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -116,13 +109,14 @@ class LiveTarget:
         return self.secrets.dump_password
 
     def _pg_conn(self, dsn: str, ref: SecretRef) -> PgConn:
-        """The DSN's connection; on Kubernetes its host and port are the postgres Service's
-        port-forward."""
-        try:
-            conn = PgConn.from_dsn(dsn)
-        except ValueError as exc:
-            raise ConfigError(f"[target] {ref.key}", f"{ref.describe()}: {exc}") from None
+        """The DSN's connection; on Kubernetes, the platform's server (the host its own DSN
+        names) is reached through the postgres Service's port-forward. Any other host is used
+        as it is: a scratch server elsewhere must never become the platform's."""
+        conn = _parse_dsn(dsn, ref)
         if self.settings.kubernetes is None:
+            return conn
+        platform_host = _parse_dsn(self.secrets.postgres_dsn, self.settings.postgres_dsn).host
+        if conn.host != platform_host:
             return conn
         return dataclasses.replace(conn, host="127.0.0.1", port=self._forwarded(self.settings.kubernetes.postgres))
 
@@ -164,38 +158,84 @@ class LiveTarget:
         return Platform(
             cluster=SearchCluster(es_url, request_timeout_s=request_timeout_s,
                                   api_key=secret.elasticsearch_api_key, basic_auth=basic,
-                                  ca_file=str(s.elasticsearch_ca_file) if s.elasticsearch_ca_file else None),
+                                  ca_file=str(s.elasticsearch_ca_file) if s.elasticsearch_ca_file else None,
+                                  guard=self.policy),
             store=ObjectStore(s3_endpoint, secret.s3_access_key, secret.s3_secret_key, s.s3_bucket,
-                              read_timeout_s=request_timeout_s),
-            db=MetadataDb(conn, bindir=self.pg_bindir, timeout_s=request_timeout_s),
+                              read_timeout_s=request_timeout_s, guard=self.policy),
+            db=MetadataDb(conn, bindir=self.pg_bindir, timeout_s=request_timeout_s, guard=self.policy),
             # The DSN's role creates the scratch database; no other admin is asked for.
             admin=conn,
             repo_root=s.fs_repository_dir if s.repository == "fs" else None,
         )
 
+    def _scratch_conn(self) -> PgConn | None:
+        """The scratch database the settings name (None: drdrill creates one). Never the
+        platform's own: the same server and database name is a usage error."""
+        dsn, ref = self.secrets.postgres_scratch_dsn, self.settings.postgres_scratch_dsn
+        if dsn is None or ref is None:
+            return None
+        scratch = self._pg_conn(dsn, ref)
+        own = self._pg_conn(self.secrets.postgres_dsn, self.settings.postgres_dsn)
+        if (scratch.host, scratch.port, scratch.database) == (own.host, own.port, own.database):
+            raise UsageError(f"[target] {ref.key}: the scratch database is the platform's own ({own!r})",
+                             hint="name a database the drill may wipe, or leave postgres_scratch_dsn out: drdrill "
+                                  "then creates (and removes) one of its own")
+        return scratch
+
     def scratch_db(self, platform: Platform, name: str) -> MetadataDb:
-        """Where the dump is restored: the user's scratch database (emptied), or a new one."""
-        dsn = self.secrets.postgres_scratch_dsn
-        if dsn is not None:
-            assert self.settings.postgres_scratch_dsn is not None
-            scratch = MetadataDb(self._pg_conn(dsn, self.settings.postgres_scratch_dsn), bindir=self.pg_bindir,
-                                 timeout_s=platform.db.timeout_s)
-            self.created.wiped.add(dsn)
+        """Where the dump is restored: the user's scratch database (emptied, never dropped), or
+        a new one of drdrill's (created, marked with this run, dropped afterwards)."""
+        given = self._scratch_conn()
+        if given is not None:
+            self.policy.granted_databases = frozenset({given.database})
+            scratch = MetadataDb(given, bindir=self.pg_bindir, timeout_s=platform.db.timeout_s, guard=self.policy)
+            assert self.secrets.postgres_scratch_dsn is not None
+            self.created.wiped.add(self.secrets.postgres_scratch_dsn)
             scratch.wipe()
             return scratch
         self.created.databases.add(name)
-        return platform.db.create_database(platform.db.conn, name)
+        created = platform.db.create_database(platform.db.conn, name)
+        mark_database(created, self.mark.text())
+        return created
 
     def start(self) -> None:
+        """Check the settings, take the environment's lock, clear what killed runs left, and
+        fingerprint what is there. Nothing of the environment is changed but drdrill's own
+        marked leftovers."""
+        self._scratch_conn()  # a scratch database that is the platform's: refused before anything
         if self.settings.kubernetes is not None:
             self._read_cluster()
         platform = self.platform(request_timeout_s=30)
         try:
             platform.cluster.compatibility()  # an unsupported server is a usage error, before anything else
+            self.lock = EnvironmentLock(platform.db.conn, f"drdrill {self.drill_id}")
+            self.lock.acquire()
+            self.leftovers = clear_leftovers(platform, self.policy, platform.repo_root)
             self._before = fingerprint(platform)
+        except BaseException:
+            self._release()
+            raise
         finally:
             platform.close()
         self.protected = dict(self._before.objects)
+
+    def clear_earlier_runs(self) -> Leftovers:
+        """`drdrill target cleanup`: under the environment's lock, remove what killed runs of
+        drdrill left (marked as theirs), as a restore test does when it starts."""
+        platform = self.platform(request_timeout_s=30)
+        try:
+            platform.cluster.compatibility()
+            self.lock = EnvironmentLock(platform.db.conn, f"drdrill {self.drill_id} (cleanup)")
+            self.lock.acquire()
+            self.leftovers = clear_leftovers(platform, self.policy, platform.repo_root)
+            return self.leftovers
+        finally:
+            platform.close()
+            self.stop()
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def _read_cluster(self) -> None:
         """What the report records of the cluster (version, nodes, the platform's images) and
@@ -214,6 +254,8 @@ class LiveTarget:
             out["cluster"] = self.cluster_facts
         if self.backup_job is not None:
             out["backup_cronjob"] = self.backup_job.to_dict()
+        if self.leftovers:
+            out["leftovers_of_earlier_runs"] = self.leftovers.to_dict()
         return out
 
     # --- what a drill creates, and removing it --------------------------------------------
@@ -223,6 +265,16 @@ class LiveTarget:
         for name in [*indices, *repositories]:
             if not name.startswith(self.prefix):
                 raise HarnessError(f"{name} is not named as this drill's ({self.prefix}*): refusing to own it")
+        root = self.settings.fs_repository_dir
+        for directory in directories:
+            if root is None or directory.parent != root:
+                raise HarnessError(f"{directory} is not under fs_repository_dir: refusing to own it")
+            self.policy.check(Write("filesystem", "directory", directory.name, "create"))
+            if directory not in self.created.directories:
+                directory.mkdir(exist_ok=True)
+                stat = root.stat()  # Elasticsearch's user reads what drdrill copies there
+                os.chown(directory, stat.st_uid, stat.st_gid)
+                mark_directory(directory, self.mark)
         self.created.indices.update(indices)
         self.created.repositories.update(repositories)
         self.created.directories.update(directories)
@@ -249,7 +301,7 @@ class LiveTarget:
         for dsn in self.created.wiped:
             assert self.settings.postgres_scratch_dsn is not None
             attempt("scratch database", MetadataDb(self._pg_conn(dsn, self.settings.postgres_scratch_dsn),
-                                                   bindir=self.pg_bindir).wipe)
+                                                   bindir=self.pg_bindir, guard=self.policy).wipe)
         root = self.settings.fs_repository_dir
         for directory in sorted(self.created.directories):
             if root is not None and directory.parent == root and directory.name.startswith(RESTORE_COPIES_PREFIX):
@@ -312,7 +364,9 @@ class LiveTarget:
         raise HarnessError("fault injection is not available on --target live")
 
     def stop(self) -> None:
-        """Close the port-forwards; nothing else to stop: drdrill did not start this environment."""
+        """Let go of the environment's lock and close the port-forwards; nothing else to stop:
+        drdrill did not start this environment."""
+        self._release()
         self._forwards.close()
         self._ports.clear()
         if self._kube is not None:
@@ -321,87 +375,3 @@ class LiveTarget:
 
     def service_logs(self) -> dict[str, str]:
         return {}  # a live environment's logs are its operators' (Kubernetes: later)
-
-
-def fingerprint(platform: Platform) -> Fingerprint:
-    cluster, db = platform.cluster, platform.db
-    docs = cluster.indices("*")
-    uuids = cluster.index_uuids(sorted(docs))
-    return Fingerprint(
-        indices={name: [uuids.get(name), state.docs] for name, state in docs.items() if not name.startswith(".")},
-        aliases={alias: idx for alias, idx in cluster.aliases().items() if not alias.startswith(".")},
-        repositories={name: json.dumps(body, sort_keys=True) for name, body in cluster.repositories().items()},
-        databases=db.databases(),
-        rows=db.table_counts(),
-        objects={o.key: o.etag for o in platform.store.list("")},
-    )
-
-
-@dataclass(frozen=True)
-class Capability:
-    """One thing `drdrill target check` asked an endpoint, and its answer."""
-
-    endpoint: str
-    check: str
-    ok: bool
-    detail: str
-
-
-def check_target(target: LiveTarget) -> list[Capability]:
-    """Connect to each endpoint and ask what a restore test needs: versions, reading the
-    bucket, reading snapshots, reading es_metadata and creating a scratch database."""
-    settings = target.settings
-    platform = target.platform(request_timeout_s=10)
-    out: list[Capability] = []
-
-    def ask(endpoint: str, check: str, action: Any) -> Any:
-        try:
-            value = action()
-        except Exception as exc:  # the answer is the point: any failure is reported, not raised
-            text = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
-            out.append(Capability(endpoint, check, False, text))
-            return None
-        detail = value if isinstance(value, str) else "ok"
-        out.append(Capability(endpoint, check, True, detail))
-        return value
-
-    es_url, s3_endpoint = target.endpoint_urls()
-    via = f" (port-forward to {settings.kubernetes.namespace})" if settings.kubernetes else ""
-    es = f"elasticsearch {es_url}{via}"
-    ask(es, "version", lambda: ", ".join(f"{k} {v}" for k, v in platform.cluster.compatibility().items()))
-    ask(es, "list snapshot repositories", lambda: f"{len(platform.cluster.repositories())} registered")
-    s3 = f"s3 {s3_endpoint}{via} bucket {settings.s3_bucket}"
-    ask(s3, "list the bucket", lambda: f"{sum(1 for _ in platform.store.list(''))} objects")
-    from drdrill.backups import catalog
-    ask(s3, "find tenant repositories", lambda: f"{len(catalog.discover_tenants(platform.store))} tenant paths")
-    from drdrill.core.layout import DRILL_MARKER_KEY
-    ask(s3, "drill-environment marker", lambda: "present" if platform.store.exists(DRILL_MARKER_KEY) else
-        "absent (destructive drills refused)")
-    pg = f"postgres {platform.db.conn!r}"
-    ask(pg, "version", platform.db.server_version)
-    ask(pg, "read tenant_containers", lambda: f"{platform.db.table_count()} rows")
-    if settings.postgres_scratch_dsn is not None:
-        ask(pg, "scratch database", lambda: MetadataDb(PgConn.from_dsn(target.secrets.postgres_scratch_dsn or ""),
-                                                       bindir=target.pg_bindir).server_version() and "reachable")
-    else:
-        ask(pg, "may create a scratch database", lambda: _may_create_database(platform.db))
-    if settings.repository == "fs":
-        root = settings.fs_repository_dir
-        ask(f"fs {root}", "writable repository directory", lambda: _writable(root))
-    platform.close()
-    return out
-
-
-def _may_create_database(db: MetadataDb) -> str:
-    if not db.may_create_database():
-        raise HarnessError(f"role {db.conn.user} may not create databases",
-                           hint="grant CREATEDB, or give postgres_scratch_dsn_env")
-    return "yes (CREATEDB)"
-
-
-def _writable(root: Path | None) -> str:
-    if root is None or not root.is_dir():
-        raise HarnessError(f"{root} is not a directory here", hint="mount the nodes' path.repo at this path")
-    if not os.access(root, os.W_OK):
-        raise HarnessError(f"{root} is not writable by drdrill")
-    return "ok"

@@ -53,7 +53,7 @@ REPOSITORY_KINDS = ("fs", "s3")
 _SECRETS = ("elasticsearch_api_key", "elasticsearch_password", "s3_access_key", "s3_secret_key", "postgres_dsn",
             "postgres_scratch_dsn", "dump_password")
 _PLAIN = ("environment", "elasticsearch_url", "elasticsearch_username", "elasticsearch_ca_file", "s3_endpoint",
-          "s3_bucket", "repository", "fs_repository_dir")
+          "s3_bucket", "repository", "fs_repository_dir", "tenants_query")
 _KUBERNETES = ("kubeconfig", "context", "namespace", "kustomization")
 TENANT_CREDENTIALS = "tenant_credentials"
 KNOWN_KEYS = frozenset(_PLAIN) | {f"{s}_{how}" for s in _SECRETS for how in ("env", "file")} | \
@@ -147,6 +147,17 @@ class KubernetesRef:
                 "backup_cronjob": self.backup_cronjob}
 
 
+def _select_only(query: str | None, where: str) -> str | None:
+    """The tenant query runs in a read-only session anyway; one statement, a SELECT (or WITH)."""
+    if query is None:
+        return None
+    text = query.strip().rstrip(";").strip()
+    if ";" in text or text.split(None, 1)[0].lower() not in ("select", "with"):
+        raise ConfigError(f"{where} tenants_query", "must be one SELECT yielding org_id, namespace, index_name",
+                          hint="e.g. SELECT org_id, namespace, index_name FROM tenant_containers")
+    return text
+
+
 @dataclass(frozen=True)
 class LiveTargetSettings:
     environment: str
@@ -166,6 +177,9 @@ class LiveTargetSettings:
     postgres_scratch_dsn: SecretRef | None = None
     tenant_credentials: tuple[TenantCredentialRef, ...] = ()
     kubernetes: KubernetesRef | None = None
+    # The platform's tenant list where its schema differs from the runbook's: a query yielding
+    # (org_id, namespace, index_name) rows. None: tenant_containers.
+    tenants_query: str | None = None
     source: str = field(default="config", compare=False)
 
     @property
@@ -183,6 +197,7 @@ class LiveTargetSettings:
                                    f"user {self.elasticsearch_username}" if self.elasticsearch_username else "none"),
             "scratch_database": "given" if self.postgres_scratch_dsn else "created per drill",
             "tenant_credentials": [c.tenant.key for c in self.tenant_credentials],
+            "tenant_list": self.tenants_query or "tenant_containers",
             **({"kubernetes": self.kubernetes.describe()} if self.kubernetes else {}),
         }
 
@@ -246,7 +261,7 @@ class LiveTargetSettings:
             elasticsearch_password=secrets["elasticsearch_password"],
             elasticsearch_ca_file=Path(table["elasticsearch_ca_file"]) if table.get("elasticsearch_ca_file") else None,
             postgres_scratch_dsn=secrets["postgres_scratch_dsn"], tenant_credentials=tenant_credentials,
-            kubernetes=kubernetes, source=source,
+            kubernetes=kubernetes, tenants_query=_select_only(table.get("tenants_query"), where), source=source,
         )
 
 

@@ -15,7 +15,7 @@ from drdrill.adapters.platform import Platform
 from drdrill.adapters.s3 import ObjectStore, StoreAdmin
 from drdrill.config import StackSettings
 from drdrill.core.layout import Tenant
-from drdrill.drill.restore import RESTORE_COPIES_PREFIX
+from drdrill.core.ownership import RESTORE_COPIES_PREFIX
 from drdrill.errors import HarnessError
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.targets.base import DiskUsage, Endpoints

@@ -10,120 +10,23 @@ it exactly as it found it, whatever happened.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
 import pytest
 from elasticsearch import Elasticsearch
 
-from drdrill.adapters.s3 import ObjectStore
-from drdrill.config import stack_settings_from_env
-from drdrill.provision.postgres import find_pg_bindir
-from drdrill.stack.local import LocalStack
-from drdrill.targets.base import Endpoints
+from .staging import DUMP_PASSWORD, ROOT, TENANTS, Staging, config_text, staging_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-JOB = ROOT / "tests" / "platform" / "platform_job.sh"
-TENANTS = {"org1/ns1": (2, 30), "org1/ns2": (1, 20), "org2/ns1": (1, 25)}
-DUMP_PASSWORD = "runbook dump pass"
-
-
-@dataclass
-class Staging:
-    stack: LocalStack
-    ep: Endpoints
-    env: dict[str, str]  # the job's environment, and the secrets the [target] table names
-    config: Path
-    store: ObjectStore
-
-    def job(self, *args: str) -> str:
-        result = subprocess.run(["bash", str(JOB), *args], env=self.env, capture_output=True, text=True,
-                                timeout=300, check=False)
-        assert result.returncode == 0, (args, result.stderr[-1000:])
-        return result.stdout.strip()
-
-    def drdrill(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "drdrill", "-q", *args], cwd=ROOT, capture_output=True,
-                              text=True, env=env or self.env, timeout=600, check=False)
-
-    def run(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None
-            ) -> tuple[subprocess.CompletedProcess[str], dict | None]:
-        report_dir = tmp_path / f"report-{uuid.uuid4().hex[:6]}"
-        result = self.drdrill("run", *args, "--target", "live", "--config", str(self.config), "--report-dir",
-                              str(report_dir), "--project-dir", str(tmp_path), env=env)
-        path = report_dir / "report.json"
-        return result, json.loads(path.read_text()) if path.exists() else None
-
-    def fingerprint(self) -> dict[str, object]:
-        """Indices (+ uuid, count), aliases, repositories, databases, rows, bucket objects +
-        ETags: read with the services' own clients, independently of drdrill's."""
-        es = Elasticsearch(self.ep.elasticsearch_url, request_timeout=30)
-        try:
-            indices = {r["index"]: (r["uuid"], r["docs.count"]) for r in es.cat.indices(format="json",
-                                                                                       h="index,uuid,docs.count")}
-            aliases = dict(es.indices.get_alias())
-            repositories = dict(es.snapshot.get_repository())
-        finally:
-            es.close()
-        with psycopg.connect(self.ep.pg_admin_dsn(self.ep.pg_database)) as conn:
-            databases = sorted(r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall())
-            rows = conn.execute("SELECT count(*), sum(doc_count) FROM tenant_containers").fetchone()
-        objects = {o.key: o.etag for o in self.store.list("")}
-        return {"indices": indices, "aliases": aliases, "repositories": repositories, "databases": databases,
-                "rows": rows, "objects": objects}
-
-
-def _config(ep: Endpoints, **overrides: str) -> str:
-    table = {
-        "environment": "staging", "elasticsearch_url": ep.elasticsearch_url, "s3_endpoint": ep.s3_endpoint,
-        "s3_bucket": ep.bucket, "s3_access_key_env": "STAGING_S3_ACCESS_KEY",
-        "s3_secret_key_env": "STAGING_S3_SECRET_KEY", "postgres_dsn_env": "STAGING_PG_DSN",
-        "dump_password_env": "STAGING_DB_PASSWORD", "repository": "fs", "fs_repository_dir": str(ep.es_repo_root),
-        **overrides}
-    return "[target]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
-
-
 @pytest.fixture(scope="module")
 def staging(paths, tmp_path_factory) -> Iterator[Staging]:
-    stack = LocalStack(paths, stack_settings_from_env(), stack_name=f"pytest-staging-{uuid.uuid4().hex[:6]}")
-    ep = stack.up()
-    try:
-        assert ep.es_repo_root is not None
-        bindir = find_pg_bindir()
-        env = {**os.environ, "ES_URL": ep.elasticsearch_url, "S3_ENDPOINT": ep.s3_endpoint, "S3_BUCKET": ep.bucket,
-               "S3_ACCESS_KEY": ep.s3_access_key, "S3_SECRET_KEY": ep.s3_secret_key, "PGHOST": ep.pg_host,
-               "PGPORT": str(ep.pg_port), "PGUSER": ep.pg_user, "PGPASSWORD": ep.pg_password,
-               "PGDATABASE": ep.pg_database, "DB_PASSWORD": DUMP_PASSWORD,
-               "REPO_DIR": str(ep.es_repo_root / "platform"),
-               "PATH": f"{bindir}:{os.environ['PATH']}" if bindir else os.environ["PATH"],
-               # What the [target] table names: the secrets, from the environment.
-               "STAGING_S3_ACCESS_KEY": ep.s3_access_key, "STAGING_S3_SECRET_KEY": ep.s3_secret_key,
-               "STAGING_PG_DSN": ep.pg_admin_dsn(ep.pg_database), "STAGING_DB_PASSWORD": DUMP_PASSWORD}
-        config = tmp_path_factory.mktemp("staging") / "staging.toml"
-        config.write_text(_config(ep))
-        staging = Staging(stack, ep, env, config, ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key,
-                                                              ep.bucket))
-        staging.job("schema")
-        for tenant, (indices, docs) in TENANTS.items():
-            staging.job("tenant", tenant, str(indices), str(docs))
-        for tenant in TENANTS:
-            staging.job("snapshot", tenant, "nightly-2026.11.26-0200")
-        staging.job("dump", "all")
-        for org in ("org1", "org2"):
-            staging.job("dump", org)
-        yield staging
-    finally:
-        stack.down(purge=True)
+    yield from staging_environment(paths, tmp_path_factory)
 
 
 @pytest.fixture
@@ -260,7 +163,7 @@ def test_a_destructive_drill_on_a_marked_environment_stops_before_touching_it(st
     """Marked twice over, it is allowed, but cannot be done without Kubernetes: exit 3 before
     anything is touched, never a half-done recovery."""
     marked = tmp_path / "marked.toml"
-    marked.write_text(_config(staging.ep, environment="drill"))
+    marked.write_text(config_text(staging.ep, environment="drill"))
     staging.store.put_bytes("drdrill/DRILL_ENVIRONMENT", b"drill environment\n")
     try:
         before = staging.fingerprint()

@@ -150,7 +150,8 @@ def test_the_wheel_lists_every_package_of_the_source_tree():
 
 
 def test_index_names_go_to_elasticsearch_in_batches_that_fit_a_request_line():
-    from drdrill.adapters.elasticsearch import _URL_NAMES_CHARS, _batches
+    from drdrill.adapters.elasticsearch import _URL_NAMES_CHARS
+    from drdrill.adapters.elasticsearch import batches as _batches
 
     names = [f"org{n:04d}-ns1-data-000" for n in range(1000)]
     batches = _batches(names, suffix="*")
