@@ -36,6 +36,7 @@ stack: provision
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -62,7 +63,7 @@ images: provision tools
 # es_matrix again on the pinned 8.x (both are provisioned once per machine).
 test: provision tools images lint
 	$(BIN)/pytest $(PYTEST_ARGS)
-	DRDRILL_ES_VERSION=$$($(BIN)/python -c 'from drdrill.config import DEFAULT_ES8_VERSION as v; print(v)') \
+	DRDRILL_ES_VERSION=$$($(BIN)/python -c 'from drdrill.settings import DEFAULT_ES8_VERSION as v; print(v)') \
 		$(BIN)/pytest -m es_matrix $(PYTEST_ARGS)
 
 bench: provision

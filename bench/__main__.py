@@ -15,6 +15,8 @@ containers   the containers target: image builds cold and warm, the same drill o
              containers side by side, and the RTO a slow object store (Toxiproxy) costs
 kubernetes   drdrill's own cluster (up, down) and the same full-site drill on local and through
              Kubernetes side by side, with the traffic switch's share of the RTO
+live         the restore test on a staging stack filled the platform's way (6 tenants, 120 indices),
+             quiet and while the platform writes, alternating
 
 Compared things run in the same run, alternating; results are medians of ``--repeat`` runs.
 The whole run keeps to a time budget (default 45 minutes): each benchmark gets a share, and
@@ -37,17 +39,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import containers, crypto_bench, forecast, kubernetes, overhead, parallel, restore, scale
+from bench import containers, crypto_bench, forecast, kubernetes, live, overhead, parallel, restore, scale
 from bench.common import Budget, elapsed, progress, utc_now, utc_stamp, write_json
 from bench.context import Bench, Options
 
 ORDER = ("crypto", "overhead", "restore", "scale", "forecast", "parallel")  # crypto first: before the stack loads
 # Only when asked for: scale-large's drills alone exceed the default budget; containers needs a
 # Docker engine (and starts one).
-EXTRA = ("scale-large", "containers", "kubernetes")
+EXTRA = ("scale-large", "containers", "kubernetes", "live")
 NEEDS_STACK = frozenset({"overhead", "restore", "scale", "forecast", "parallel", "scale-large", "containers"})
 SHARES = {"crypto": 0.08, "overhead": 0.11, "restore": 0.07, "scale": 0.25, "forecast": 0.27, "parallel": 0.22,
-          "scale-large": 1.0, "containers": 1.0, "kubernetes": 1.0}
+          "scale-large": 1.0, "containers": 1.0, "kubernetes": 1.0, "live": 1.0}
 DEFAULT_BUDGET_MIN = 45.0
 CRYPTO_MIB, SMOKE_CRYPTO_MIB = 1024, 32
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -69,6 +71,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Bench], dict[str, Any]], Callable[[dict[st
     "scale-large": (scale.measure_large, scale.render),
     "containers": (containers.measure, containers.render),
     "kubernetes": (kubernetes.measure, kubernetes.render),
+    "live": (live.measure, live.render),
 }
 
 

@@ -21,11 +21,11 @@ from bench.context import Bench
 from bench.drills import DrillResult, DrillShape, run_drill
 from drdrill.adapters.docker_engine import DockerEngine
 from drdrill.adapters.toxiproxy import Toxic, bandwidth, latency
-from drdrill.config import load_paths, stack_settings_from_env
 from drdrill.drill.session import Drill
 from drdrill.provision.images import ImageBuilder
-from drdrill.stack.containers import ContainerStack
-from drdrill.targets.containers import ContainersDrillTarget
+from drdrill.settings import load_paths, stack_settings_from_env
+from drdrill.targets.containers.stack import ContainerStack
+from drdrill.targets.containers.target import ContainersDrillTarget
 
 SHAPE = DrillShape(3, 2, 1000)
 SMOKE_SHAPE = DrillShape(1, 1, 50)

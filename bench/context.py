@@ -11,10 +11,10 @@ from typing import Any
 
 from bench.common import Budget, progress, stopwatch
 from drdrill.adapters.platform import Platform
-from drdrill.config import load_paths, stack_settings_from_env
-from drdrill.stack.local import LocalStack
+from drdrill.settings import load_paths, stack_settings_from_env
 from drdrill.targets.base import SITE_SERVICES
-from drdrill.targets.local import LocalDrillTarget
+from drdrill.targets.local.stack import LocalStack
+from drdrill.targets.stack_target import LocalDrillTarget
 
 
 @dataclass(frozen=True)

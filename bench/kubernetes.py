@@ -23,8 +23,8 @@ from typing import Any
 
 from bench.common import median, progress, ratio, table
 from bench.context import Bench
-from drdrill.config import load_paths
 from drdrill.provision.kubernetes import ensure_kubernetes
+from drdrill.settings import load_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURE = ROOT / "features" / "full_site_recovery.feature"

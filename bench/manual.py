@@ -34,13 +34,13 @@ from typing import Any
 from bench.common import progress, stopwatch, utc_now
 from bench.context import Bench
 from bench.drills import DrillShape, make_tenants
-from drdrill.adapters.platform import Platform
+from drdrill.adapters.platform import Endpoints, Platform
 from drdrill.backups import repo_sync
 from drdrill.backups.seed import DataSpec, seed_tenant
 from drdrill.backups.take import backup_set
 from drdrill.core.layout import Tenant
 from drdrill.errors import DrdrillError
-from drdrill.targets.base import SITE_SERVICES, Endpoints
+from drdrill.targets.base import SITE_SERVICES
 
 PASSWORD_ENV = "DRDRILL_BENCH_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 TIMEOUT_S = 1800

@@ -12,7 +12,7 @@ from bench.common import median, progress, ratio, table
 from bench.context import Bench
 from bench.drills import DrillResult, DrillShape, run_drill
 from bench.manual import ManualResult, run_manual
-from drdrill.config import DEFAULT_TENANTS, DataSpec
+from drdrill.settings import DEFAULT_TENANTS, DataSpec
 
 # The default full-site drill: features/full_site_recovery.feature and DrillSettings' defaults.
 DEFAULT_SHAPE = DrillShape(len(DEFAULT_TENANTS), DataSpec().indices_per_tenant, DataSpec().docs_per_index)

@@ -14,9 +14,9 @@ from typing import Any
 from bench.common import median, progress, ratio, table
 from bench.context import Bench
 from bench.drills import DrillShape, new_drill
-from drdrill.config import DEFAULT_RESTORE_CONCURRENCY
 from drdrill.drill.session import Drill
 from drdrill.errors import DrdrillError
+from drdrill.settings import DEFAULT_RESTORE_CONCURRENCY
 
 SHAPE = DrillShape(100, 1, 100)
 SMOKE_SHAPE = DrillShape(4, 1, 100)

@@ -166,3 +166,11 @@ class DeployFailed(RecoveryFailure):
 
 class VerificationFailed(RecoveryFailure):
     """A verification check found the restored data differs from what was expected."""
+
+
+def is_service_failure(exc: BaseException) -> bool:
+    """An error raised by a service's client library (connection refused, timeout, HTTP error,
+    database error), as opposed to a bug in drdrill."""
+    module = type(exc).__module__.split(".")[0]
+    return module in {"elasticsearch", "elastic_transport", "botocore", "boto3", "psycopg", "urllib3"} or \
+        isinstance(exc, ConnectionError | TimeoutError)

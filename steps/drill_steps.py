@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from drdrill.config import DataSpec
 from drdrill.core.durations import parse_duration
 from drdrill.core.forecast import byte_rate
 from drdrill.core.layout import Tenant
 from drdrill.core.objectives import ObjectiveCheck, Objectives
-from drdrill.errors import ConfigError, RecoveryFailure, VerificationFailed
+from drdrill.drill.checks import require
+from drdrill.errors import ConfigError, RecoveryFailure
+from drdrill.settings import DataSpec
 
 # --- the platform before the disaster ----------------------------------------------------
 
@@ -154,38 +155,29 @@ def verify_metadata(drill):
 # --- outcomes ----------------------------------------------------------------------------
 
 
-def _require(drill, words: tuple[str, ...]):
-    chosen = [c for c in drill.checks if any(w in c.name for w in words)]
-    if not chosen:
-        raise VerificationFailed(f"no verification covered {' / '.join(words)}")
-    failed = [c for c in chosen if not c.passed]
-    if failed:
-        raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed[:3]))
-
-
 @then("every index is green with the documents its snapshot held")
 def indices_ok(drill):
-    _require(drill, ("is green", "document count", "exists"))
+    require(drill.checks, ("is green", "document count", "exists"))
 
 
 @then("the tenant_containers rows match the backup")
 def rows_ok(drill):
-    _require(drill, ("tenant_containers rows",))
+    require(drill.checks, ("tenant_containers rows",))
 
 
 @then("every tenant row has its indices and every index its row")
 def cross_store_ok(drill):
-    _require(drill, ("every tenant row", "every restored index"))
+    require(drill.checks, ("every tenant row", "every restored index"))
 
 
 @then("each tenant's backup credentials reach only its own path")
 def isolation_ok(drill):
-    _require(drill, ("isolation:",))
+    require(drill.checks, ("isolation:",))
 
 
 @then("the canary writes up to the backup are all back")
 def canaries_ok(drill):
-    _require(drill, ("canaries in",))
+    require(drill.checks, ("canaries in",))
 
 
 @then(parsers.parse('tenant "{tenant}" was not touched'))

@@ -8,9 +8,9 @@ from pytest_bdd import given, parsers, then, when
 
 from drdrill.core.layout import Tenant
 from drdrill.drill import faults
-from drdrill.drill.container_faults import CONTAINER_FAULTS
-from drdrill.drill.container_faults import store_slowed as store_slowed_by
-from drdrill.drill.kubernetes_faults import KUBERNETES_FAULTS
+from drdrill.drill.faults.containers import CONTAINER_FAULTS
+from drdrill.drill.faults.containers import store_slowed as store_slowed_by
+from drdrill.drill.faults.kubernetes import KUBERNETES_FAULTS
 from drdrill.drill.reporting import store_bound_restore
 
 

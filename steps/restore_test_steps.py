@@ -6,7 +6,8 @@ from __future__ import annotations
 from pytest_bdd import given, then, when
 
 from drdrill.core.objectives import ObjectiveCheck
-from drdrill.errors import RecoveryFailure, VerificationFailed
+from drdrill.drill.checks import require
+from drdrill.errors import RecoveryFailure
 
 
 @given("the platform's newest recovery points are found")
@@ -34,23 +35,14 @@ def restore_test_verify(restore_test):
     restore_test.verify()
 
 
-def _require_checks(session, words: tuple[str, ...]) -> None:
-    chosen = [c for c in session.checks if any(w in c.name for w in words)]
-    if not chosen:
-        raise VerificationFailed(f"no verification covered {' / '.join(words)}")
-    failed = [c for c in chosen if not c.passed]
-    if failed:
-        raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed[:3]))
-
-
 @then("every restored index is green with the documents the platform recorded")
 def restore_test_indices_ok(restore_test):
-    _require_checks(restore_test, ("is green", "document count", "exists"))
+    require(restore_test.checks, ("is green", "document count", "exists"))
 
 
 @then("every restored row has its index in the tenant's snapshot and every index its row")
 def restore_test_cross_store_ok(restore_test):
-    _require_checks(restore_test, ("every tenant row", "every restored index"))
+    require(restore_test.checks, ("every tenant row", "every restored index"))
 
 
 @then("every tenant has a complete recovery point within the objective")

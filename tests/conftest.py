@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from drdrill.config import load_paths, stack_settings_from_env
-from drdrill.stack.local import LocalStack
-from drdrill.targets.base import Endpoints
+from drdrill.adapters.platform import Endpoints
+from drdrill.settings import load_paths, stack_settings_from_env
+from drdrill.targets.local.stack import LocalStack
 
 log = logging.getLogger(__name__)
 

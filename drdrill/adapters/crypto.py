@@ -27,15 +27,18 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol, cast
+from typing import BinaryIO, Protocol
 
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from drdrill.core.kdf import RECOMMENDED, RECOMMENDED_PBKDF2_ITERATIONS, RUNBOOK_DEFAULT, Digest, KdfSpec
 from drdrill.errors import DecryptionError, PasswordSourceError, UsageError
+
+# The key derivation is described in the pure core (settings read it); the crypto is here.
+__all__ = ["RECOMMENDED", "RECOMMENDED_PBKDF2_ITERATIONS", "RUNBOOK_DEFAULT", "Digest", "KdfSpec"]
 
 MAGIC = b"Salted__"
 SALT_SIZE = 8
@@ -48,54 +51,7 @@ CHUNK_SIZE = 1024 * 1024
 PathLike = str | os.PathLike[str]
 
 _DECRYPT_HINT = "check the password source and --md/--pbkdf2 settings"
-Digest = Literal["sha256", "md5"]
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "md5": hashes.MD5}
-
-
-@dataclass(frozen=True)
-class KdfSpec:
-    """How ``openssl enc`` turns password + salt into key + IV.
-
-    ``md`` is ``-md``; ``pbkdf2`` is ``-pbkdf2``; ``iterations`` is ``-iter`` and only counts
-    with PBKDF2 (``EVP_BytesToKey`` as used by ``openssl enc`` always does one iteration).
-    """
-
-    md: Digest = "sha256"
-    pbkdf2: bool = False
-    iterations: int = 10000
-
-    def __post_init__(self) -> None:
-        if self.md not in _HASHES:
-            raise UsageError(f"unsupported digest {self.md!r}", hint="use sha256 or md5")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
-            raise UsageError(f"iteration count must be a positive integer, got {self.iterations!r}")
-
-    @classmethod
-    def from_options(cls, md: str = "sha256", pbkdf2: bool = False, iterations: int | None = None) -> KdfSpec:
-        """Build from command-line style options; like ``openssl enc``, ``-iter`` implies PBKDF2."""
-        if iterations is not None:
-            return cls(md=cast(Digest, md), pbkdf2=True, iterations=iterations)  # checked in __post_init__
-        return cls(md=cast(Digest, md), pbkdf2=pbkdf2)
-
-    @property
-    def is_weak(self) -> bool:
-        """True for ``EVP_BytesToKey``: one hash iteration makes password guessing cheap
-        (with MD5 even cheaper). Kept for compatibility with the runbook, not recommended."""
-        return not self.pbkdf2
-
-    def describe(self) -> str:
-        if self.pbkdf2:
-            unit = "iteration" if self.iterations == 1 else "iterations"
-            return f"PBKDF2-HMAC-{self.md.upper()} ({self.iterations} {unit})"
-        return f"EVP_BytesToKey({self.md}, 1 iteration)"
-
-
-RUNBOOK_DEFAULT = KdfSpec()
-# What drdrill's own backups use with --pbkdf2 and what the report recommends (OWASP's figure
-# for PBKDF2-HMAC-SHA256); ``openssl enc -pbkdf2`` alone means 10000, which drdrill's
-# encrypt/decrypt keep for compatibility.
-RECOMMENDED_PBKDF2_ITERATIONS = 600_000
-RECOMMENDED = KdfSpec(pbkdf2=True, iterations=RECOMMENDED_PBKDF2_ITERATIONS)
 
 
 def derive_key_iv(password: bytes, salt: bytes, kdf: KdfSpec = RUNBOOK_DEFAULT) -> tuple[bytes, bytes]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from drdrill.errors import EngineMissing, ProvisionError, StackError
-from drdrill.provision.common import apt_install
+from drdrill.host.tools import apt_install
 
 if TYPE_CHECKING:
     import docker
@@ -153,7 +153,7 @@ class DockerEngine:
             if socket.exists() and self._try(self.own_host)[0] is not None:
                 return
             time.sleep(0.3)
-        from drdrill.provision.common import tail_text
+        from drdrill.host.tools import tail_text
 
         last = tail_text(self.root / "dockerd.log", 1) or "no output"
         self.stop()

@@ -16,6 +16,7 @@ from elasticsearch import __versionstr__ as elasticsearch_version
 
 from drdrill.adapters.es_guard import guarded_client
 from drdrill.adapters.es_inventory import InventoryOps
+from drdrill.adapters.es_names import LIST_ALL_ABOVE, batches
 from drdrill.adapters.es_snapshots import ShardRecovery, ShardState, SnapshotOps
 from drdrill.core.ownership import UNRESTRICTED, WritePolicy
 from drdrill.errors import ServiceError, UsageError
@@ -332,25 +333,6 @@ class SearchCluster(SnapshotOps, InventoryOps):
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-# Elasticsearch refuses a request line over 4 KB (http.max_initial_line_length): index names
-# go in batches that keep well under it; above this many, listing every index is cheaper.
-_URL_NAMES_CHARS = 3000
-LIST_ALL_ABOVE = 200
-
-
-def batches(names: list[str], *, suffix: str = "") -> list[list[str]]:
-    batches: list[list[str]] = []
-    length = 0
-    for name in names:
-        cost = len(name) + len(suffix) + 3  # the comma, URL-encoded
-        if not batches or length + cost > _URL_NAMES_CHARS:
-            batches.append([])
-            length = 0
-        batches[-1].append(name)
-        length += cost
-    return batches
 
 
 def _health_text(data: Any) -> str:

@@ -2,7 +2,7 @@
 every index's identity (UUID, settings, mappings), the cluster's own settings, drdrill's
 ownership marks on the indices it created, and each data node's disk against the watermarks.
 The part of :class:`~drdrill.adapters.elasticsearch.SearchCluster` that reads for
-``drdrill.targets.live``."""
+``drdrill.targets.live.target``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from elasticsearch import NotFoundError
+
+from drdrill.adapters.es_names import batches
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -42,8 +44,6 @@ class InventoryOps:
     def index_identities(self, names: list[str]) -> dict[str, str]:
         """Per index: its UUID, settings (less the volatile ones) and mappings, as one JSON text
         that changes only when the index itself was replaced or redefined."""
-        from drdrill.adapters.elasticsearch import batches
-
         out: dict[str, str] = {}
         for batch in batches(sorted(names)):
             joined = ",".join(batch)
@@ -64,8 +64,6 @@ class InventoryOps:
 
     def mark_indices(self, names: list[str], mark: dict[str, Any]) -> None:
         """Write drdrill's mark into each index's mapping ``_meta`` (indices drdrill created)."""
-        from drdrill.adapters.elasticsearch import batches
-
         for batch in batches(sorted(names)):
             self._call("mark indices", self.client.indices.put_mapping, index=",".join(batch),
                        meta={MARK_KEY: mark})

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from elasticsearch import NotFoundError
 
+from drdrill.adapters.es_names import batches
 from drdrill.core.completeness import snapshot_is_complete
 
 if TYPE_CHECKING:
@@ -234,8 +235,6 @@ class SnapshotOps:
         return {alias: sorted(indices) for alias, indices in found.items()}
 
     def recoveries(self, indices: list[str]) -> list[ShardRecovery]:
-        from drdrill.adapters.elasticsearch import batches
-
         data: dict[str, Any] = {}
         for batch in batches(indices):  # under Elasticsearch's request-line limit
             data.update(dict(self._call("recovery status", self.client.indices.recovery, index=",".join(batch))))
@@ -273,8 +272,6 @@ class SnapshotOps:
                                                    h="index,shard,prirep,state,unassigned.reason").body)
             except NotFoundError:  # one of them is not in the cluster state (yet)
                 return None
-
-        from drdrill.adapters.elasticsearch import batches
 
         rows = []
         for batch in batches(indices):  # under Elasticsearch's request-line limit

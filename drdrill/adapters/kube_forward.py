@@ -8,28 +8,26 @@ import logging
 import select
 import socket
 import threading
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from drdrill.adapters.kubernetes import KubeCluster
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
 class Forwarder:
-    def __init__(self, cluster: KubeCluster, namespace: str, selector: str, port: int, what: str) -> None:
-        self.cluster, self.namespace, self.selector, self.port, self.what = cluster, namespace, selector, port, what
+    """``pick_pod`` names a ready pod (asked for each connection); ``stream_api`` is an API client
+    of the forwarder's own: the client's stream support swaps a method on it for the handshake,
+    so it opens one stream at a time and serves nothing else."""
+
+    def __init__(self, pick_pod: Callable[[], str], stream_api: Any, namespace: str, port: int, what: str) -> None:
+        self.pick_pod, self.stream_api = pick_pod, stream_api
+        self.namespace, self.port, self.what = namespace, port, what
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
         self.local_port = int(self.listener.getsockname()[1])
         self._stopped = threading.Event()
-        # The client's stream support swaps a method on its ApiClient for the handshake: the
-        # forwarder has a client of its own and opens one stream at a time on it.
-        from drdrill.adapters.kubernetes import KubeCluster
-
-        self._stream_client = KubeCluster(cluster.kubeconfig, cluster.context)
         self._handshake = threading.Lock()
         self._thread = threading.Thread(target=self._accept, name=f"port-forward {what}:{port}", daemon=True)
 
@@ -40,7 +38,6 @@ class Forwarder:
         self._stopped.set()
         self.listener.close()
         self._thread.join(timeout=5)
-        self._stream_client.close()
 
     def _accept(self) -> None:
         while not self._stopped.is_set():
@@ -56,9 +53,9 @@ class Forwarder:
 
         forward = None
         try:
-            pod = self.cluster.ready_pod(self.namespace, self.selector, self.what)
+            pod = self.pick_pod()
             with self._handshake:
-                forward = portforward(client.CoreV1Api(self._stream_client.api).connect_get_namespaced_pod_portforward,
+                forward = portforward(client.CoreV1Api(self.stream_api).connect_get_namespaced_pod_portforward,
                                       pod, self.namespace, ports=str(self.port))
             remote = forward.socket(self.port)
             remote.setblocking(True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from drdrill.core.backup_job import BackupJobHealth, JobOutcome, JobRun
 from drdrill.errors import ConfigError, DeployFailed, ServiceError
-from drdrill.stack.readiness import wait_for
+from drdrill.host.readiness import wait_for
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -420,12 +420,14 @@ class KubeCluster:
         stream per connection, for as long as the context lasts."""
         from drdrill.adapters.kube_forward import Forwarder
 
-        forwarder = Forwarder(self, namespace, selector, port, what)
+        streams = KubeCluster(self.kubeconfig, self.context)
+        forwarder = Forwarder(lambda: self.ready_pod(namespace, selector, what), streams.api, namespace, port, what)
         forwarder.start()
         try:
             yield forwarder.local_port
         finally:
             forwarder.stop()
+            streams.close()
 
     def delete_all_pods(self, *, timeout_s: float) -> None:
         core = self.core()

@@ -194,3 +194,13 @@ def recovery_points(store: ObjectStore, tenants: list[Tenant], *,
 
 def _tagged(store: ObjectStore, key: str) -> bool:
     return store.tags(key).get(CREATED_BY_KEY) == CREATED_BY_VALUE
+
+
+def check_bucket_layout(store: ObjectStore) -> None:
+    """Refuse (exit 2) to drill on, read or prune a bucket that is not laid out as the platform's."""
+    from drdrill.errors import UsageError
+
+    problems = layout.validate_bucket_layout(o.key for o in store.list(""))
+    if problems:
+        raise UsageError(f"bucket {store.bucket} is not laid out as the platform's backups: {problems[0]}",
+                         hint="expected <org>/<namespace>/ snapshot repositories and metadata/<scope>/ dumps")

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from drdrill.adapters.elasticsearch import SearchCluster
 from drdrill.adapters.postgres import MetadataDb
-from drdrill.config import DataSpec
 from drdrill.core.layout import Tenant
+from drdrill.settings import DataSpec
 
 log = logging.getLogger(__name__)
 

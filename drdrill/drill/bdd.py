@@ -16,15 +16,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from drdrill.config import DrillSettings
 from drdrill.core.clock import SystemClock
 from drdrill.core.objectives import Objectives
 from drdrill.core.report import Problem, Scenario, Step, StepStatus
 from drdrill.core.timeline import Timeline
-from drdrill.drill.measurement import DrillOutcome
+from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.restore_test import RestoreTest
 from drdrill.drill.session import Drill, Session
 from drdrill.errors import RecoveryFailure, UsageError
+from drdrill.settings import DrillSettings
 from drdrill.targets.base import DrillTarget
 
 log = logging.getLogger(__name__)

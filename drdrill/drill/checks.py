@@ -69,3 +69,16 @@ def check_canary(tenant: str, store: str, restored: int, max_seq: int | None, at
         detail += f"; sequence has gaps (max seq {max_seq})"
     return Check(f"canaries in {store} of {tenant}", contiguous and within, detail, tenant,
                  {"restored": restored, "max_seq": max_seq, "expected_min": at_least, "expected_max": at_most})
+
+
+def require(checks: list[Check], words: tuple[str, ...]) -> None:
+    """The checks whose names say one of ``words`` ran, and passed: a step that asserts what a
+    verification established (none ran: that is not a pass either)."""
+    from drdrill.errors import VerificationFailed
+
+    chosen = [c for c in checks if any(w in c.name for w in words)]
+    if not chosen:
+        raise VerificationFailed(f"no verification covered {' / '.join(words)}")
+    failed = [c for c in chosen if not c.passed]
+    if failed:
+        raise VerificationFailed("; ".join(f"{c.name}: {c.detail}" for c in failed[:3]))

@@ -12,7 +12,7 @@ from drdrill.core.objectives import Objectives
 from drdrill.core.report import Control, ControlStatus
 
 if TYPE_CHECKING:
-    from drdrill.drill.measurement import DrillOutcome
+    from drdrill.drill.outcome import DrillOutcome
 
 QUARTER = timedelta(days=92)
 

@@ -3,62 +3,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from drdrill.adapters import crypto
-from drdrill.backups.take import BackupSetResult
 from drdrill.core.forecast import MEASURABLE_FETCH_BYTES, MEASURABLE_SHARD_BYTES, RestoreSample, byte_rate
-from drdrill.core.layout import Tenant
-from drdrill.core.objectives import Objectives, RpoResult, achieved_rpo, achieved_rto, backup_exposure
-from drdrill.core.report import IndexResult, Problem
-from drdrill.core.timeline import Timeline
-from drdrill.drill import checks as chk
+from drdrill.core.objectives import RpoResult, achieved_rpo, achieved_rto, backup_exposure
+from drdrill.core.report import Problem
 from drdrill.drill.canary import STORES, canary_index, newest_surviving
-from drdrill.drill.restore import MetadataRestore
-from drdrill.drill.snapshot_restore import SnapshotRestore
+from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.verification import canary_window
 from drdrill.errors import DrdrillError
 
 if TYPE_CHECKING:
-    from drdrill.drill.session import Drill
+    from drdrill.drill.outcome import DrillRecord
 
 
-@dataclass
-class DrillOutcome:
-    """What one scenario established, for the report."""
-
-    scenario: str
-    objectives: Objectives
-    timeline: Timeline
-    problems: list[Problem]
-    checks: list[chk.Check]
-    backup: BackupSetResult | None
-    metadata_restores: list[MetadataRestore]
-    snapshot_restores: list[SnapshotRestore]
-    expected_docs: dict[str, dict[str, int]]
-    rpo: RpoResult | None
-    rto_seconds: float | None
-    exposure_seconds: float | None
-    tenants: list[Tenant]
-    kdf: crypto.KdfSpec
-    versions: dict[str, str]
-    harness_error: bool
-    uncertain: bool
-    recovery_throttle: str | None = None  # indices.recovery.max_bytes_per_sec during the restore
-    # Wall time of restoring every tenant's snapshots (they overlap: not the sum of the tenants').
-    snapshot_restore_wall_s: float | None = None
-    # How the tenants were restored: concurrency, wall time, Elasticsearch's limits, changes.
-    restore_settings: dict[str, Any] = field(default_factory=dict)
-    expected_failure: bool = False  # a fault scenario: the recovery is meant to fail
-    expectation_checked: bool = False  # ... and a step checked where and why it failed
-    notes: dict[str, Any] = field(default_factory=dict)  # for the report's evidence
-    # Per tenant, what a restore test restored (each index's counts) and how long it took.
-    index_results: dict[str, list[IndexResult]] = field(default_factory=dict)
-    tenant_restore_seconds: dict[str, float] = field(default_factory=dict)
-
-
-def measure(drill: Drill) -> DrillOutcome:
+def measure(drill: DrillRecord) -> DrillOutcome:
     # Scenarios of a run share a timeline: without a disaster of its own, an earlier
     # scenario's is not this one's.
     window = drill.timeline.recovery_window() if drill.disaster_kind is not None else None
@@ -96,7 +55,7 @@ def measure(drill: Drill) -> DrillOutcome:
     )
 
 
-def _restore_settings(drill: Drill) -> dict[str, Any]:
+def _restore_settings(drill: DrillRecord) -> dict[str, Any]:
     if not drill.restore_runs:
         return {}
     return {"concurrency": max(r.concurrency for r in drill.restore_runs),
@@ -104,7 +63,7 @@ def _restore_settings(drill: Drill) -> dict[str, Any]:
             **{f"{key} changed": change for key, change in drill.restore_limits_changed.items()}}
 
 
-def _flag_exposure(drill: Drill, exposure: float) -> None:
+def _flag_exposure(drill: DrillRecord, exposure: float) -> None:
     target = drill.settings.objectives.rpo_seconds
     if exposure > target and not any(p.phase == "backup-exposure" for p in drill.problems):
         drill.problems.append(Problem(
@@ -115,7 +74,7 @@ def _flag_exposure(drill: Drill, exposure: float) -> None:
             "no backup within the RPO window", {"scenario": drill.scenario}))
 
 
-def _uncertain(drill: Drill, rpo: RpoResult | None) -> bool:
+def _uncertain(drill: DrillRecord, rpo: RpoResult | None) -> bool:
     """RPO rests on the canaries: if the writer failed, or a lost store had no canary
     acknowledged before its backup, the figure cannot be trusted, and the drill cannot pass."""
     log_ = drill.canary_log

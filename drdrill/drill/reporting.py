@@ -28,7 +28,8 @@ from drdrill.core.report import (
 )
 from drdrill.core.timeline import Timeline
 from drdrill.drill.controls import controls
-from drdrill.drill.measurement import DrillOutcome, restore_sample
+from drdrill.drill.measurement import restore_sample
+from drdrill.drill.outcome import DrillOutcome
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from drdrill.drill import checks as chk
 from drdrill.drill.dumps import FetchedDump, check_dump, fetch_dump, load_dump, newest_dump
 from drdrill.drill.headroom import check_headroom
 from drdrill.drill.isolation import isolation_checks
-from drdrill.drill.measurement import DrillOutcome
+from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_copies, scratch_database_name
 from drdrill.drill.session import Session, step
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, restore_tenants
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from drdrill.adapters.platform import Platform
     from drdrill.adapters.s3 import ObjectStore
     from drdrill.core.ownership import Mark
-    from drdrill.targets.live_settings import LiveTargetSettings
+    from drdrill.settings.live import LiveTargetSettings
 
 PHASES = frozenset({"recovery-points", "integrity", "restore-metadata", "restore-snapshots", "verify",
                     "verify-isolation", "backup-job"})

@@ -21,7 +21,6 @@ from drdrill.adapters.platform import Platform
 from drdrill.adapters.s3 import ObjectStore
 from drdrill.backups.seed import seed_tenant
 from drdrill.backups.take import BackupSetResult
-from drdrill.config import DrillSettings
 from drdrill.core import layout
 from drdrill.core.clock import Clock, SystemClock
 from drdrill.core.layout import Tenant, TenantIndices, check_unambiguous
@@ -32,8 +31,9 @@ from drdrill.drill import verification
 from drdrill.drill.canary import STORES, CanaryLog, CanaryWriter, canary_index
 from drdrill.drill.diagnosis import Diagnosis, diagnose
 from drdrill.drill.isolation import isolation_checks
-from drdrill.drill.measurement import DrillOutcome, measure
+from drdrill.drill.measurement import measure
 from drdrill.drill.nightly import apply_policy, coverage, coverage_checks, past_nights, run_nights
+from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_metadata, restore_tenant_rows
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, TenantRestores, restore_tenants
 from drdrill.errors import (
@@ -44,8 +44,10 @@ from drdrill.errors import (
     ServiceError,
     UsageError,
     VerificationFailed,
+    is_service_failure,
 )
-from drdrill.stack.readiness import wait_for
+from drdrill.host.readiness import wait_for
+from drdrill.settings import DrillSettings
 from drdrill.targets.base import SITE_SERVICES, DrillTarget, SwitchesTraffic
 
 log = logging.getLogger(__name__)
@@ -484,14 +486,6 @@ class Drill(Session):
     def outcome(self) -> DrillOutcome:
         """Measure from the timeline (pure functions) and collect the scenario's results."""
         return measure(self)
-
-
-def is_service_failure(exc: BaseException) -> bool:
-    """An error raised by a service's client library (connection refused, timeout, HTTP error,
-    database error), as opposed to a bug in drdrill."""
-    module = type(exc).__module__.split(".")[0]
-    return module in {"elasticsearch", "elastic_transport", "botocore", "boto3", "psycopg", "urllib3"} or \
-        isinstance(exc, ConnectionError | TimeoutError)
 
 
 def _evidence_of(exc: DrdrillError) -> dict[str, object]:

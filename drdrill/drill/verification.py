@@ -13,7 +13,7 @@ from drdrill.drill import checks as chk
 from drdrill.drill.canary import STORES, canary_state
 
 if TYPE_CHECKING:
-    from drdrill.drill.session import Drill
+    from drdrill.drill.outcome import DrillRecord
 
 
 def tenant_fingerprints(platform: Platform, owners: TenantIndices, tenants: list[Tenant]) -> dict[str, object]:
@@ -32,7 +32,7 @@ def tenant_fingerprints(platform: Platform, owners: TenantIndices, tenants: list
     return prints
 
 
-def gather_checks(drill: Drill, metadata_only: bool) -> list[chk.Check]:
+def gather_checks(drill: DrillRecord, metadata_only: bool) -> list[chk.Check]:
     platform = drill.platform
     tenants = drill.settings.tenants
     out: list[chk.Check] = []
@@ -57,7 +57,7 @@ def gather_checks(drill: Drill, metadata_only: bool) -> list[chk.Check]:
     return out
 
 
-def _untouched_check(drill: Drill, tenant: Tenant) -> chk.Check:
+def _untouched_check(drill: DrillRecord, tenant: Tenant) -> chk.Check:
     before = drill.bystanders[tenant.key]
     after = tenant_fingerprints(drill.platform, drill.owners, [tenant])[tenant.key]
     same = before == after
@@ -65,7 +65,7 @@ def _untouched_check(drill: Drill, tenant: Tenant) -> chk.Check:
                      "same indices, documents and rows" if same else f"changed: {after}", tenant.key)
 
 
-def canary_window(drill: Drill, store: str, tenant: Tenant) -> tuple[datetime, datetime] | None:
+def canary_window(drill: DrillRecord, store: str, tenant: Tenant) -> tuple[datetime, datetime] | None:
     """When the backup that a tenant's store is restored from read it: a canary acknowledged
     before the window must be back, one begun after it cannot be."""
     if drill.backup is None:
@@ -78,7 +78,7 @@ def canary_window(drill: Drill, store: str, tenant: Tenant) -> tuple[datetime, d
     return (dump.dump_began, dump.dump_ended) if dump else None
 
 
-def _canary_checks(drill: Drill, metadata_only: bool) -> list[chk.Check]:
+def _canary_checks(drill: DrillRecord, metadata_only: bool) -> list[chk.Check]:
     out: list[chk.Check] = []
     canaries = drill.canary_log
     if canaries is None:

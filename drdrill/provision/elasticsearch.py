@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from drdrill.errors import ProvisionError
-from drdrill.provision.common import file_lock, make_world_readable, require_tool, run_step
+from drdrill.host.tools import file_lock, make_world_readable, require_tool, run_step
 
 log = logging.getLogger(__name__)
 

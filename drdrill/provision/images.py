@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drdrill.adapters.docker_engine import DockerEngine
-from drdrill.config import es_major
 from drdrill.errors import ProvisionError, ToolMissing
-from drdrill.provision.common import file_lock, run_step
+from drdrill.host.tools import file_lock, run_step
 from drdrill.provision.elasticsearch import ensure_elasticsearch
 from drdrill.provision.java import find_java, strip_unsupported_jvm_options
 from drdrill.provision.minio import ensure_minio
 from drdrill.provision.toxiproxy import VERSION as TOXIPROXY_VERSION
 from drdrill.provision.toxiproxy import ensure_toxiproxy
+from drdrill.settings import es_major
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drdrill.errors import ExtraMissing, ProvisionError
-from drdrill.provision.common import file_lock, make_world_readable
+from drdrill.host.tools import file_lock, make_world_readable
 
 log = logging.getLogger(__name__)
 

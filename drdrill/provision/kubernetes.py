@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from drdrill.errors import ProvisionError
-from drdrill.provision.common import file_lock, make_world_readable, require_tool, run_step
+from drdrill.host.tools import file_lock, make_world_readable, require_tool, run_step
 
 VERSION = "v1.34.4"
 STAGING_VERSION = "v0.34.4"

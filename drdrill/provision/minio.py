@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drdrill.provision.common import go_install
+from drdrill.host.tools import go_install
 
 MODULE = "github.com/minio/minio"
 

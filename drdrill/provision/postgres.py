@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from drdrill.errors import ToolMissing
-from drdrill.provision.common import apt_install
+from drdrill.host.tools import apt_install
 
 PG_ROOT = Path("/usr/lib/postgresql")
 POLICY_RC = Path("/usr/sbin/policy-rc.d")

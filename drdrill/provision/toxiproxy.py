@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drdrill.provision.common import go_install
+from drdrill.host.tools import go_install
 
 VERSION = "v2.12.0"
 PACKAGE = "github.com/Shopify/toxiproxy/v2/cmd/server"

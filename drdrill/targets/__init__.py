@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from drdrill.errors import HarnessError, UsageError
 
 if TYPE_CHECKING:
-    from drdrill.config import DrillSettings, Paths, StackSettings
+    from drdrill.settings import DrillSettings, Paths, StackSettings
     from drdrill.targets.base import DrillTarget
 
 TARGETS = ("local", "live", "containers")
@@ -22,15 +22,15 @@ def make_target(name: str, paths: Paths, stack_settings: StackSettings, settings
     Kubernetes in [target] and destructive scenarios: the namespace, recovered the runbook's
     way (whether it may be destroyed is :func:`check_destruction_allowed`'s to say)."""
     if name == "local":
-        from drdrill.stack.local import LocalStack
-        from drdrill.targets.local import LocalDrillTarget
+        from drdrill.targets.local.stack import LocalStack
+        from drdrill.targets.stack_target import LocalDrillTarget
 
         if stack is not None:
             return LocalDrillTarget(LocalStack(paths, stack_settings, stack_name=stack), owned=False)
         return LocalDrillTarget(LocalStack(paths, stack_settings, stack_name=f"drill-{drill_id}"), owned=True)
     if name == "containers":
-        from drdrill.stack.containers import ContainerStack
-        from drdrill.targets.containers import ContainersDrillTarget
+        from drdrill.targets.containers.stack import ContainerStack
+        from drdrill.targets.containers.target import ContainersDrillTarget
 
         if stack is not None:
             return ContainersDrillTarget(ContainerStack(paths, stack_settings, stack_name=stack,
@@ -45,12 +45,12 @@ def make_target(name: str, paths: Paths, stack_settings: StackSettings, settings
             raise UsageError("--target live needs a [target] table in the settings file",
                              hint="see README, \"Drill your staging environment\", for a complete example")
         from drdrill.provision.postgres import find_pg_bindir
-        from drdrill.targets.live import LiveTarget
+        from drdrill.targets.live.target import LiveTarget
 
         kubernetes = settings.target.kubernetes
         if destructive and kubernetes is not None:
-            from drdrill.stack.kubernetes import KubernetesStack
-            from drdrill.targets.kubernetes import KubernetesDrillTarget
+            from drdrill.targets.kubernetes.stack import KubernetesStack
+            from drdrill.targets.kubernetes.target import KubernetesDrillTarget
 
             if kubernetes.kustomization is None:
                 raise UsageError("destructive scenarios on Kubernetes recover by applying the platform's manifests: "
@@ -69,8 +69,8 @@ def check_destruction_allowed(target: DrillTarget, features: list[str]) -> None:
     ``environment = "drill"`` and its bucket holds the marker object) and, on Kubernetes, thrice
     (its namespace is labelled ``drdrill.io/drill-environment=true``); without Kubernetes in
     [target], still not possible (exit 3). Nothing is touched either way."""
-    from drdrill.targets.kubernetes import KubernetesDrillTarget
-    from drdrill.targets.live import LiveTarget
+    from drdrill.targets.kubernetes.target import KubernetesDrillTarget
+    from drdrill.targets.live.target import LiveTarget
 
     if isinstance(target, KubernetesDrillTarget):
         settings = target.stack.target

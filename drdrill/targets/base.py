@@ -4,80 +4,13 @@ one interface every drill target implements."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-from urllib.parse import quote
 
 if TYPE_CHECKING:
     from drdrill.adapters.platform import Platform
     from drdrill.adapters.s3 import ObjectStore
     from drdrill.core.layout import Tenant
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    elasticsearch_url: str
-    s3_endpoint: str
-    s3_access_key: str
-    s3_secret_key: str = field(repr=False)
-    bucket: str
-    pg_host: str
-    pg_port: int
-    pg_database: str
-    pg_user: str
-    pg_password: str = field(repr=False)
-    pg_admin_user: str
-    pg_admin_password: str = field(repr=False)
-    # Local target only: the directory Elasticsearch's ``path.repo`` points at. Snapshots are
-    # written there and copied to/from MinIO, which stays the store of record.
-    es_repo_root: Path | None = None
-    versions: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def pg_dsn(self) -> str:
-        return self._dsn(self.pg_user, self.pg_password, self.pg_database)
-
-    def pg_admin_dsn(self, database: str = "postgres") -> str:
-        return self._dsn(self.pg_admin_user, self.pg_admin_password, database)
-
-    def _dsn(self, user: str, password: str, database: str) -> str:
-        return f"postgresql://{quote(user)}:{quote(password, safe='')}@{self.pg_host}:{self.pg_port}/{database}"
-
-    def contract_json(self) -> dict[str, object]:
-        """The shape ``drdrill stack up --json`` promises (DESIGN.md), credentials included."""
-        return {
-            "elasticsearch": {"url": self.elasticsearch_url, "version": self.versions.get("elasticsearch")},
-            "s3": {
-                "endpoint": self.s3_endpoint,
-                "access_key": self.s3_access_key,
-                "secret_key": self.s3_secret_key,
-                "bucket": self.bucket,
-            },
-            "postgres": {
-                "dsn": self.pg_dsn,
-                # A role that may create databases: a local stack standing in for staging.
-                "admin_dsn": self.pg_admin_dsn(self.pg_database),
-                "host": self.pg_host,
-                "port": self.pg_port,
-                "database": self.pg_database,
-                "user": self.pg_user,
-                "password": self.pg_password,
-                "version": self.versions.get("postgres"),
-            },
-        }
-
-    def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["es_repo_root"] = str(self.es_repo_root) if self.es_repo_root else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Endpoints:
-        values = dict(data)
-        root = values.get("es_repo_root")
-        values["es_repo_root"] = Path(str(root)) if root else None
-        return cls(**values)  # type: ignore[arg-type]  # the JSON stack.json was written from
 
 
 @dataclass(frozen=True)

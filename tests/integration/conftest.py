@@ -8,11 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from drdrill.adapters.platform import Platform
-from drdrill.config import stack_settings_from_env
+from drdrill.adapters.platform import Endpoints, Platform
 from drdrill.provision.postgres import find_pg_bindir
-from drdrill.stack.local import LocalStack
-from drdrill.targets.base import Endpoints
+from drdrill.settings import stack_settings_from_env
+from drdrill.targets.local.stack import LocalStack
 
 
 @pytest.fixture(scope="module")

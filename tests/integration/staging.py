@@ -17,11 +17,11 @@ from pathlib import Path
 import psycopg
 from elasticsearch import Elasticsearch
 
+from drdrill.adapters.platform import Endpoints
 from drdrill.adapters.s3 import ObjectStore
-from drdrill.config import stack_settings_from_env
 from drdrill.provision.postgres import find_pg_bindir
-from drdrill.stack.local import LocalStack
-from drdrill.targets.base import Endpoints
+from drdrill.settings import stack_settings_from_env
+from drdrill.targets.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = ROOT / "tests" / "platform" / "platform_job.sh"

@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 
 from drdrill.adapters import crypto
-from drdrill.adapters.platform import Platform
+from drdrill.adapters.platform import Endpoints, Platform
 from drdrill.adapters.postgres import TENANT_TABLE
 from drdrill.adapters.s3 import ObjectStore
 from drdrill.backups import catalog, repo_sync
@@ -37,12 +37,11 @@ from drdrill.backups.take import (
     backup_snapshot,
     register_backup_repository,
 )
-from drdrill.config import DataSpec
 from drdrill.core import layout
 from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.core.retention import RecoveryPoint, plan_retention
 from drdrill.provision.postgres import find_pg_bindir
-from drdrill.targets.base import Endpoints
+from drdrill.settings import DataSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.es_matrix]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from drdrill.adapters.docker_engine import DockerEngine
-from drdrill.config import ContainerImages, stack_settings_from_env
 from drdrill.errors import ServiceNotReady
-from drdrill.stack.container_specs import container_name, volume_name
-from drdrill.stack.containers import ContainerStack
+from drdrill.settings import ContainerImages, stack_settings_from_env
+from drdrill.targets.containers.specs import container_name, volume_name
+from drdrill.targets.containers.stack import ContainerStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.containers]
 

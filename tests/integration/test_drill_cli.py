@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from drdrill.config import DEFAULT_ES_VERSION
 from drdrill.core.history import verify_chain
+from drdrill.settings import DEFAULT_ES_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from drdrill.adapters.s3 import ObjectStore
-from drdrill.config import stack_settings_from_env
 from drdrill.core import layout
-from drdrill.stack.local import LocalStack
+from drdrill.settings import stack_settings_from_env
+from drdrill.targets.local.stack import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

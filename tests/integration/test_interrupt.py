@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from drdrill.stack import process
+from drdrill.host import process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

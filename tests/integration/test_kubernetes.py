@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from drdrill.adapters.kubernetes import DRILL_NAMESPACE_LABEL, KubeCluster
-from drdrill.cluster.node import ClusterHost
-from drdrill.config import load_paths
 from drdrill.provision.kubernetes import kubernetes_bin
 from drdrill.provision.postgres import find_pg_bindir
+from drdrill.settings import load_paths
+from drdrill.targets.kubernetes.node import ClusterHost
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.kubernetes]
 

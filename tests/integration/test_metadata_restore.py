@@ -19,12 +19,11 @@ import pytest
 from psycopg import sql
 
 from drdrill.adapters import crypto
-from drdrill.adapters.platform import Platform
+from drdrill.adapters.platform import Endpoints, Platform
 from drdrill.backups.take import backup_metadata
 from drdrill.core import layout
 from drdrill.drill.restore import restore_metadata
 from drdrill.errors import BackupIntegrityError, RestoreFailed
-from drdrill.targets.base import Endpoints
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from dataclasses import replace
 import psutil
 import pytest
 
-from drdrill.config import DEFAULT_ES8_VERSION, stack_settings_from_env
-from drdrill.stack import process
-from drdrill.stack.local import LocalStack
+from drdrill.host import process
+from drdrill.settings import DEFAULT_ES8_VERSION, stack_settings_from_env
+from drdrill.targets.local.stack import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import stat
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from drdrill.cluster.pki import client_identities, kubeconfig, make_pki
+from drdrill.targets.kubernetes.pki import client_identities, kubeconfig, make_pki
 
 
 def test_certificates_name_the_identities_rbac_knows(tmp_path):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from drdrill.adapters.crypto import RECOMMENDED_PBKDF2_ITERATIONS
-from drdrill.config import DrillSettings, Paths, check_stack_name, load_settings, settings_from_dict
 from drdrill.core.layout import Tenant
 from drdrill.errors import ConfigError, UsageError
+from drdrill.settings import DrillSettings, Paths, check_stack_name, load_settings, settings_from_dict
 
 
 def test_full_file(tmp_path):
@@ -98,3 +98,21 @@ def test_stack_dir_stays_inside_the_stacks_directory(tmp_path):
     (paths.stacks_dir / "planted").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(UsageError, match="outside"):
         paths.check_stack_dir(paths.stack_dir("planted"))
+
+
+def test_the_starter_settings_are_one_template_that_parses_whole():
+    """`drdrill init` writes drdrill/settings/starter.toml: every section drdrill knows is in it
+    (commented where it needs the user's values), and it parses, commented parts included."""
+    import re
+    import tomllib
+
+    from drdrill.cli.project import starter_settings
+    from drdrill.settings import _KNOWN, DrillSettings, settings_from_dict
+
+    text = starter_settings()
+    assert {m for m in re.findall(r"^#? ?\[(\w+)\]", text, flags=re.M)} == set(_KNOWN)
+    settings_from_dict(tomllib.loads(text), DrillSettings(), source="starter")
+    uncommented = re.sub(r"^# (\[|\w+ = )", r"\1", text, flags=re.M)
+    parsed = settings_from_dict(tomllib.loads(uncommented), DrillSettings(), source="starter, uncommented")
+    assert parsed.target is not None and parsed.target.tenants_query is not None
+    assert parsed.evidence_key_file == "drdrill-evidence.key"

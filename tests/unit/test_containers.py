@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from drdrill.config import ContainerImages, DrillSettings, settings_from_dict
+from drdrill.adapters.platform import Endpoints
 from drdrill.errors import ConfigError
 from drdrill.provision.images import POSTGRES_DOCKERFILE, inputs_digest
-from drdrill.stack.container_specs import container_name, container_specs, volume_name
-from drdrill.targets.base import Endpoints
+from drdrill.settings import ContainerImages, DrillSettings, settings_from_dict
+from drdrill.targets.containers.specs import container_name, container_specs, volume_name
 
 
 def _state(tmp_path: Path) -> dict:

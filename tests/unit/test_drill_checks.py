@@ -14,7 +14,7 @@ from drdrill.core.report import Scenario, Step
 from drdrill.core.timeline import Timeline
 from drdrill.drill import checks as chk
 from drdrill.drill.canary import CanaryLog
-from drdrill.drill.measurement import DrillOutcome
+from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.reporting import RunInfo, build_report, scenario_verdict
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from drdrill.config import StackSettings, load_paths, stack_settings_from_env
+from drdrill.adapters.platform import Endpoints
 from drdrill.errors import ConfigError, ServiceNotReady
+from drdrill.host.process import ProcessRecord
+from drdrill.host.readiness import wait_until_ready
 from drdrill.provision.java import java_major_of, modules_of, supported_java
-from drdrill.stack.process import ProcessRecord
-from drdrill.stack.readiness import wait_until_ready
-from drdrill.targets.base import Endpoints
+from drdrill.settings import StackSettings, load_paths, stack_settings_from_env
 
 
 def test_paths_for_root_avoid_home_and_honour_overrides():
@@ -150,8 +150,8 @@ def test_the_wheel_lists_every_package_of_the_source_tree():
 
 
 def test_index_names_go_to_elasticsearch_in_batches_that_fit_a_request_line():
-    from drdrill.adapters.elasticsearch import _URL_NAMES_CHARS
-    from drdrill.adapters.elasticsearch import batches as _batches
+    from drdrill.adapters.es_names import _URL_NAMES_CHARS
+    from drdrill.adapters.es_names import batches as _batches
 
     names = [f"org{n:04d}-ns1-data-000" for n in range(1000)]
     batches = _batches(names, suffix="*")

@@ -14,8 +14,12 @@ import pytest
 import yaml
 
 from drdrill.adapters.kubernetes import job_run
-from drdrill.cluster import platform as plat
-from drdrill.cluster.config_files import (
+from drdrill.core.backup_job import BackupJobHealth, JobRun, backup_job_findings
+from drdrill.errors import ConfigError
+from drdrill.settings import DEFAULT_ES_VERSION, DEFAULT_MINIO_VERSION
+from drdrill.settings.live import LiveSecrets, LiveTargetSettings
+from drdrill.targets.kubernetes import platform as plat
+from drdrill.targets.kubernetes.config_files import (
     START_ORDER,
     ClusterLayout,
     command_lines,
@@ -23,10 +27,6 @@ from drdrill.cluster.config_files import (
     kubelet_yaml,
     without_cluster_chains,
 )
-from drdrill.config import DEFAULT_ES_VERSION, DEFAULT_MINIO_VERSION
-from drdrill.core.backup_job import BackupJobHealth, JobRun, backup_job_findings
-from drdrill.errors import ConfigError
-from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYOUT = ClusterLayout(Path("/state/cluster"), Path("/cache/cluster-images"), "192.0.2.7")

@@ -6,7 +6,7 @@ import pytest
 
 from drdrill.core.layout import Tenant
 from drdrill.errors import ConfigError, PasswordSourceError
-from drdrill.targets.live_settings import LiveSecrets, LiveTargetSettings
+from drdrill.settings.live import LiveSecrets, LiveTargetSettings
 
 BASE = {
     "environment": "staging", "elasticsearch_url": "https://es.example:9200", "s3_endpoint": "https://s3.example",

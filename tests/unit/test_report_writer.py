@@ -4,13 +4,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drdrill import report_writer
 from drdrill.core.clock import FakeClock
 from drdrill.core.history import sha256_hex, verify_chain
 from drdrill.core.objectives import Objectives
 from drdrill.core.report import Achieved, Evidence, IndexResult, Problem, Report, TenantResult, Weakness
 from drdrill.core.timeline import Timeline
 from drdrill.errors import UsageError, VerificationFailed
+from drdrill.report import writer as report_writer
 
 START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 ALL_FILES = {"report.json", "report.md", "report.html", "junit.xml"}

@@ -1,0 +1,182 @@
+"""Commands for auditors: `drdrill evidence keygen|pack|verify` and `drdrill history`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    evidence = sub.add_parser("evidence", help="signed evidence packs of a drill, for an auditor")
+    evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True)
+    keygen = evidence_sub.add_parser("keygen", help="write an Ed25519 key (KEY, mode 0600) and KEY.pub")
+    keygen.add_argument("--out", required=True, metavar="KEY")
+    keygen.set_defaults(handler=cmd_keygen)
+    pack = evidence_sub.add_parser("pack", help="bundle a report directory, its history line and a signed "
+                                   "manifest into one tar.gz")
+    pack.add_argument("report_dir", metavar="REPORT_DIR")
+    source = pack.add_mutually_exclusive_group(required=True)
+    source.add_argument("--key-file", metavar="KEY", help="the private key (PEM)")
+    source.add_argument("--key-env", metavar="VAR", help="an environment variable holding the private key (PEM)")
+    pack.add_argument("--out", required=True, metavar="PACK.tar.gz")
+    pack.add_argument("--history", help="the history the drill is in (default: the project's)")
+    pack.add_argument("--config", help="settings file naming the project's history (default: drdrill.toml)")
+    pack.set_defaults(handler=cmd_pack)
+    verify = evidence_sub.add_parser("verify", help="exit 0 if every file matches and the signature holds, 1 "
+                                     "naming the first file (or key) that does not")
+    verify.add_argument("pack", metavar="PACK.tar.gz")
+    verify.add_argument("--public-key", required=True, metavar="KEY.pub")
+    verify.set_defaults(handler=cmd_verify)
+
+    history = sub.add_parser("history", help="the drills of a history, oldest first; verifies its chain")
+    history.add_argument("path", nargs="?", metavar="FILE_OR_DIR", help="a history.jsonl or the directory "
+                         "holding it (default: the project's)")
+    history.add_argument("--config", help="settings file naming the project's history (default: drdrill.toml)")
+    history.add_argument("--public-key", metavar="KEY.pub", help="also check every signature made with this key")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(handler=cmd_history)
+    add_metrics_command(sub)
+
+
+def project_history(config: str | None) -> Path:
+    """The project's one history: [history] path of the settings, else reports/history.jsonl."""
+    from drdrill.settings import load_settings
+
+    path = Path(config) if config else Path("drdrill.toml")
+    configured = load_settings(path).history_path if config or path.exists() else None
+    return configured or Path("reports") / "history.jsonl"
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from drdrill.evidence.keys import fingerprint, generate, read_public
+
+    private, public = generate(Path(args.out))
+    print(f"wrote {private} (keep it secret) and {public}; fingerprint {fingerprint(read_public(public))}")
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from drdrill.errors import UsageError
+    from drdrill.evidence.keys import read_signer
+    from drdrill.evidence.pack import pack
+
+    signer = read_signer(args.key_file, args.key_env)
+    if signer is None:  # pragma: no cover - argparse requires one of them
+        raise UsageError("give --key-file or --key-env")
+    manifest = pack(Path(args.report_dir), Path(args.history) if args.history else project_history(args.config),
+                    Path(args.out), signer)
+    print(f"wrote {args.out}: drill {manifest['drill_id']} ({manifest['verdict']}), {len(manifest['files'])} files, "
+          f"signed by {manifest['key_fingerprint']}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from drdrill.evidence.keys import read_public
+    from drdrill.evidence.pack import verify
+
+    manifest = verify(Path(args.pack), read_public(args.public_key))
+    print(f"{args.pack}: intact: drill {manifest['drill_id']} ({manifest['verdict']}), {len(manifest['files'])} "
+          f"files, signed by {manifest['key_fingerprint']}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from drdrill.core.durations import format_duration
+    from drdrill.core.history import HistoryFormatError, entries, verify_chain
+    from drdrill.errors import UsageError
+    from drdrill.evidence.keys import holds, read_public
+
+    path = Path(args.path) if args.path else project_history(args.config)
+    if path.is_dir():
+        path = path / "history.jsonl"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the history {path}: {exc.strerror or exc}") from None
+    check = None
+    if args.public_key:
+        public = read_public(args.public_key)
+
+        def check(digest: str, signature: str, _fingerprint: str) -> str | None:
+            return None if holds(public, digest.encode(), signature) else "the signature does not hold"
+    problems = verify_chain(text.splitlines(), check_signature=check, require_signatures=bool(args.public_key))
+    try:
+        drills = entries(text.splitlines())
+    except HistoryFormatError:
+        drills = []
+    if args.json:
+        print(json.dumps({"history": str(path), "problems": problems,
+                          "drills": [{"drill_id": e.drill_id, "finished_at": e.finished_at, "verdict": e.verdict,
+                                      "signed": bool(e.signature), **e.summary} for e in drills]}, indent=2))
+    else:
+        def dur(value: object) -> str:
+            return format_duration(float(value)) if isinstance(value, int | float) else "-"
+
+        print(f"{'finished':<25} {'target':<7} {'verdict':<8} {'RTO':>9} {'RPO':>9} {'exposure':>9} "
+              f"{'tenants':>7} {'documents':>10}  drill")
+        for e in drills:
+            s = e.summary
+            print(f"{e.finished_at or '-':<25} {s.get('target', '-'):<7} {e.verdict:<8} "
+                  f"{dur(s.get('rto_seconds')):>9} {dur(s.get('rpo_seconds')):>9} "
+                  f"{dur(s.get('backup_exposure_seconds')):>9} {s.get('tenants', '-')!s:>7} "
+                  f"{s.get('documents', '-')!s:>10}  {e.drill_id}{'' if e.signature else ' (unsigned)'}")
+        print(f"chain of {len(drills)} drill(s): " + ("intact" if not problems else f"BROKEN: {problems[0]}"))
+    return 1 if problems else 0
+
+
+def add_metrics_command(sub: argparse._SubParsersAction) -> None:
+    metrics = sub.add_parser("metrics", help="backup exposure per tenant, for monitoring between drills "
+                             "(Prometheus textfile); exit 1 when a tenant is outside its RPO")
+    where = metrics.add_mutually_exclusive_group()
+    where.add_argument("--config", help="settings with a [target] table (the environment to read; "
+                       "default: drdrill.toml)")
+    where.add_argument("--stack", help="read a local stack's bucket instead")
+    metrics.add_argument("--textfile", metavar="OUT.prom", help="write the metrics here (atomically)")
+    metrics.add_argument("--history", help="the history whose newest drill to report (default: the project's)")
+    metrics.set_defaults(handler=cmd_metrics)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from drdrill.backups.metrics import exposures, write_textfile
+    from drdrill.core.durations import format_duration
+    from drdrill.core.history import HistoryFormatError, last_entry
+    from drdrill.errors import UsageError
+    from drdrill.settings import DrillSettings, check_stack_name, load_paths, load_settings, stack_settings_from_env
+
+    config = Path(args.config) if args.config else Path("drdrill.toml")
+    settings = load_settings(config) if args.config or config.exists() else DrillSettings()
+    if args.stack:
+        from drdrill.targets.local.stack import LocalStack
+        from drdrill.targets.stack_target import platform_of
+
+        stack = LocalStack(load_paths(), stack_settings_from_env(), stack_name=check_stack_name(args.stack, "--stack"))
+        store = platform_of(stack.endpoints()).store
+    elif settings.target is not None:
+        from drdrill.targets.live.target import LiveTarget
+
+        store = LiveTarget(settings.target, drill_id="metrics").platform(request_timeout_s=30).store
+    else:
+        raise UsageError(f"{config} has no [target] table", hint="describe the environment there, or give --stack")
+    rpo = settings.objectives.rpo_seconds
+    tenants = exposures(store, datetime.now(UTC))
+    history = Path(args.history) if args.history else project_history(args.config)
+    try:
+        last = last_entry(history.read_text(encoding="utf-8").splitlines()) if history.exists() else None
+    except HistoryFormatError:
+        last = None
+    if args.textfile:
+        write_textfile(Path(args.textfile), tenants, last, rpo)
+
+    def age(seconds: float | None) -> str:
+        return "none" if seconds is None else format_duration(seconds)
+
+    for t in tenants:
+        mark = "OUTSIDE RPO" if t.outside(rpo) else "ok"
+        print(f"{t.tenant.key:<24} snapshot {age(t.snapshot_age_s):>9} ({t.snapshot_points} in 7 days)  "
+              f"dump {age(t.dump_age_s):>9} ({t.dump_points} in 7 days)  {mark}")
+    if not tenants:
+        print("no tenant repository in the bucket")
+    return 1 if any(t.outside(rpo) for t in tenants) else 0

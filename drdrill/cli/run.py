@@ -1,0 +1,100 @@
+"""`drdrill run`, `validate` and `report`: plan, carry out and re-render a drill."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _plan_args(parser: argparse.ArgumentParser) -> None:
+    from drdrill.targets import TARGETS
+
+    parser.add_argument("features", nargs="*", metavar="FEATURE_PATH", help="feature files or directories "
+                        "(default: features/ of the project, else drdrill's own runbook drills; without the "
+                        "fault catalogue; --target live: the restore test)")
+    parser.add_argument("--target", default="local", choices=TARGETS,
+                        help="where to drill: local (processes started for the drill, the default) or live "
+                        "(an existing environment described by [target] in the settings)")
+    parser.add_argument("--report-dir", help="where to write the report (default: reports/<drill id>/)")
+    parser.add_argument("--rto", help="recovery time objective, e.g. 30m (overrides the scenarios)")
+    parser.add_argument("--rpo", help="recovery point objective, e.g. 24h (overrides the scenarios)")
+    parser.add_argument("--stack", help="drill on this running local stack instead of starting a fresh one; "
+                        "backups already in its store are never touched")
+    parser.add_argument("--config", help="settings file (TOML; default: drdrill.toml in the project dir)")
+    parser.add_argument("--project-dir", default=".", help="directory holding features/, steps/ and "
+                        "drdrill.toml (default: .)")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run drill scenarios against a target and write the report")
+    _plan_args(run)
+    run.add_argument("--dry-run", action="store_true", help="check features and settings, print the plan, "
+                     "start and touch nothing")
+    run.add_argument("--json", action="store_true", help="print report.json (or the plan) instead of the summary")
+    run.set_defaults(handler=cmd_run)
+
+    validate = sub.add_parser("validate", help="the same as `run --dry-run`: check and print the plan")
+    _plan_args(validate)
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(handler=cmd_run, dry_run=True)
+
+    report = sub.add_parser("report", help="re-render report.md, report.html and junit.xml from report.json")
+    report.add_argument("report_dir", metavar="DIR")
+    report.add_argument("--pdf", action="store_true", help="also print report.html to report.pdf (needs Chromium)")
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import sys
+
+    from drdrill.drill.plan import RunRequest, describe_plan, plan_run, plan_text
+    from drdrill.drill.runner import execute
+    from drdrill.report.writer import summary_text
+    from drdrill.settings import load_paths, stack_settings_from_env
+
+    project = Path(args.project_dir).resolve()
+    features = [Path(f) for f in args.features]  # empty: the project's runbook drills
+    request = RunRequest(features, project, args.target, Path(args.report_dir) if args.report_dir else None,
+                         args.rto, args.rpo, stack=args.stack, config=Path(args.config) if args.config else None)
+    plan = plan_run(request, load_paths(), stack_settings_from_env())
+    if args.dry_run:
+        described = describe_plan(plan)
+        print(json.dumps(described, indent=2) if args.json else plan_text(described), end="" if not args.json else "\n")
+        return 0
+
+    live_line = sys.stderr.isatty()
+    pending = False  # a transient line is on the terminal
+
+    def progress(message: str, transient: bool = False) -> None:
+        """Plain lines for CI; on a terminal, progress updates overwrite each other."""
+        nonlocal pending
+        if transient and live_line:
+            print(f"\r\033[Kdrdrill:   {message}", end="", file=sys.stderr, flush=True)
+            pending = True
+            return
+        if pending:
+            print(file=sys.stderr)
+            pending = False
+        print(f"drdrill: {'  ' if transient else ''}{message}", file=sys.stderr, flush=True)
+
+    result = execute(plan, progress=None if args.quiet else progress)
+    if result.report is not None:
+        if args.json:
+            print(result.report.to_json())
+        else:
+            print(summary_text(result.report, result.report_dir))
+    return result.exit_status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from drdrill.report.writer import rerender
+
+    written = rerender(Path(args.report_dir))
+    for path in written.values():
+        print(path)
+    if args.pdf:
+        from drdrill.adapters.browser import print_to_pdf
+
+        print(print_to_pdf(written["report.html"], Path(args.report_dir) / "report.pdf"))
+    return 0

@@ -1,1 +1,0 @@
-"""A real single-node Kubernetes cluster for the platform's drills (``drdrill cluster``)."""

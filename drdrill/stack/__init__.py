@@ -1,1 +1,0 @@
-"""The local target: real Elasticsearch, MinIO and PostgreSQL as processes on loopback."""
