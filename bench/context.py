@@ -14,7 +14,7 @@ from drdrill.adapters.platform import Platform
 from drdrill.settings import load_paths, stack_settings_from_env
 from drdrill.targets.base import SITE_SERVICES
 from drdrill.targets.local.stack import LocalStack
-from drdrill.targets.stack_target import LocalDrillTarget
+from drdrill.targets.stack_target import StackDrillTarget
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Bench:
     options: Options
     budget: Budget
     stack: LocalStack | None = None
-    target: LocalDrillTarget | None = None
+    target: StackDrillTarget | None = None
     stack_up_s: float | None = None
     stack_name: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
@@ -50,7 +50,7 @@ class Bench:
 
     # --- the stack ---------------------------------------------------------------------
 
-    def ensure_stack(self) -> LocalDrillTarget:
+    def ensure_stack(self) -> StackDrillTarget:
         if self.target is not None:
             return self.target
         stack = LocalStack(load_paths(), stack_settings_from_env(), stack_name=f"bench-{uuid.uuid4().hex[:8]}")
@@ -61,7 +61,7 @@ class Bench:
         self.stack_up_s = took()
         self.versions = dict(endpoints.versions)
         # owned=False: the drills must not stop the shared stack; the bench stops it at the end.
-        self.target = LocalDrillTarget(stack, owned=False)
+        self.target = StackDrillTarget(stack, owned=False)
         self.target.start()
         progress(f"stack up in {self.stack_up_s:.1f}s: {', '.join(f'{k} {v}' for k, v in self.versions.items())}")
         return self.target
@@ -76,7 +76,7 @@ class Bench:
             self.stack, self.target = None, None
 
     def reset(self) -> None:
-        """An empty platform: what :meth:`LocalDrillTarget.heal` resets for owned targets,
+        """An empty platform: what :meth:`StackDrillTarget.heal` resets for owned targets,
         done here because the bench's target is not owned. Only objects this run wrote go."""
         target = self.ensure_stack()
         for service in SITE_SERVICES:  # a failed measurement may have left the site down

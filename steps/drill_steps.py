@@ -9,26 +9,28 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then, when
 
-from drdrill.core.durations import parse_duration
-from drdrill.core.forecast import byte_rate
 from drdrill.core.layout import Tenant
 from drdrill.core.objectives import ObjectiveCheck, Objectives
+from drdrill.drill import step_args as args
 from drdrill.drill.checks import require
-from drdrill.errors import ConfigError, RecoveryFailure
+from drdrill.errors import RecoveryFailure
 from drdrill.settings import DataSpec
+
+RTO, RPO = args.duration("RTO"), args.duration("RPO")
 
 # --- the platform before the disaster ----------------------------------------------------
 
 
 @given(parsers.parse("the objectives are RTO {rto} and RPO {rpo}"))
+@args.checks_arguments(rto=RTO, rpo=RPO)
 def objectives(drill, drill_run, rto, rpo):
-    drill.settings.objectives = drill_run.objectives(Objectives(parse_duration(rto, "RTO"), parse_duration(rpo, "RPO")))
+    drill.settings.objectives = drill_run.objectives(Objectives(RTO(rto), RPO(rpo)))
 
 
 @given(parsers.parse("the platform holds {count:d} tenants with {indices:d} indices of {docs:d} documents each"))
+@args.checks_arguments(count=args.at_least(1, "tenants"), indices=args.at_least(1, "indices per tenant"),
+                       docs=args.at_least(0, "documents per index"))
 def platform_with_n_tenants(drill, count, indices, docs):
-    if count < 1:
-        raise ConfigError("tenants", f"{count} is not a positive number of tenants")
     drill.settings.tenants = [Tenant(f"org{1 + n // 2}", f"ns{1 + n % 2}") for n in range(count)]
     drill.settings.data = DataSpec(indices_per_tenant=indices, docs_per_index=docs)
     drill.prepare()
@@ -40,16 +42,11 @@ def platform_with_configured_tenants(drill):
 
 
 @given("the platform holds these tenants:")
+@args.checks_table(args.tenants_table)
 def platform_with_tenants(drill, datatable):
-    header, *rows = datatable
-    if not rows or [h.strip() for h in header[:2]] != ["org_id", "namespace"]:
-        raise ConfigError("tenants table", "expected columns | org_id | namespace | indices | documents |")
-    sizes = {(row[2].strip(), row[3].strip()) for row in rows if len(row) >= 4}
-    if len(sizes) != 1 or not all(value.isdigit() for value in next(iter(sizes))):
-        raise ConfigError("tenants table", "every row needs the same whole numbers of indices and documents")
-    drill.settings.tenants = [Tenant(row[0].strip(), row[1].strip()) for row in rows]
-    indices, docs = next(iter(sizes))
-    drill.settings.data = DataSpec(indices_per_tenant=int(indices), docs_per_index=int(docs))
+    tenants, indices, docs = args.tenants_table(datatable)
+    drill.settings.tenants = tenants
+    drill.settings.data = DataSpec(indices_per_tenant=indices, docs_per_index=docs)
     drill.prepare()
 
 
@@ -59,19 +56,20 @@ def nightly_backup(drill):
 
 
 @given(parsers.parse("the nightly backup has run on each of the last {nights:d} nights"))
+@args.checks_arguments(nights=args.at_least(1, "nights"))
 def nightly_backups(drill, nights):
-    if nights < 1:
-        raise ConfigError("nights", f"{nights} is not a positive number of nights")
     drill.take_backup(nights)
 
 
 @when(parsers.parse("the retention policy of {days:d} days is applied"))
+@args.checks_arguments(days=args.at_least(1, "retention days"))
 def retention_applied(drill, days):
     drill.apply_retention(days)
 
 
 @then(parsers.parse("every tenant and the metadata keep a recovery point for each of the last {days:d} days "
                     "and nothing older"))
+@args.checks_arguments(days=args.at_least(1, "retention days"))
 def retention_holds(drill, days):
     drill.check_retention(days)
 
@@ -90,6 +88,7 @@ def metadata_lost(drill):
 
 
 @when(parsers.parse('tenant "{tenant}" loses its data'))
+@args.checks_arguments(tenant=args.tenant)
 def tenant_lost(drill, tenant):
     drill.tenant_disaster(Tenant.parse(tenant))
 
@@ -109,21 +108,20 @@ def restore_metadata_all(drill):
 
 
 @when(parsers.parse('the rows of tenant "{tenant}" are restored from the newest dump of its organisation'))
+@args.checks_arguments(tenant=args.tenant)
 def restore_tenant_rows(drill, tenant):
     drill.restore_tenant_rows(Tenant.parse(tenant))
 
 
 @given(parsers.parse("tenants are restored {count:d} at a time"))
+@args.checks_arguments(count=args.at_least(1, "tenants restored at a time"))
 def restore_concurrency(drill, count):
-    if count < 1:
-        raise ConfigError("tenants restored at a time", f"{count} is not a positive number")
     drill.settings.restore_concurrency = count
 
 
 @when(parsers.parse("the operator sets the recovery throttle to {value}"))
+@args.checks_arguments(value=args.byte_rate_value)
 def operator_sets_recovery_throttle(drill, value):
-    if byte_rate(value) is None:
-        raise ConfigError("recovery throttle", f"{value!r} is not a byte rate", hint='e.g. "200mb" or "1gb"')
     drill.set_recovery_throttle(value)
 
 
@@ -133,6 +131,7 @@ def restore_all_snapshots(drill):
 
 
 @when(parsers.parse('the snapshot of tenant "{tenant}" is restored from MinIO'))
+@args.checks_arguments(tenant=args.tenant)
 def restore_one_snapshot(drill, tenant):
     drill.restore_snapshots([Tenant.parse(tenant)])
 
@@ -181,6 +180,7 @@ def canaries_ok(drill):
 
 
 @then(parsers.parse('tenant "{tenant}" was not touched'))
+@args.checks_arguments(tenant=args.tenant)
 def untouched(drill, tenant):
     drill.check_untouched(Tenant.parse(tenant))
 
@@ -206,10 +206,12 @@ def rpo_ok(drill):
 
 
 @given(parsers.parse("the platform runs Elasticsearch {version}"))
+@args.checks_arguments(version=args.es_version)
 def runs_elasticsearch(drill, version):
     drill.run_elasticsearch(version)
 
 
 @when(parsers.parse("Elasticsearch {version} and PostgreSQL are redeployed"))
+@args.checks_arguments(version=args.es_version)
 def redeploy_version(drill, version):
     drill.deploy(es_version=version)

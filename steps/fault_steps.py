@@ -8,6 +8,7 @@ from pytest_bdd import given, parsers, then, when
 
 from drdrill.core.layout import Tenant
 from drdrill.drill import faults
+from drdrill.drill import step_args as args
 from drdrill.drill.faults.containers import CONTAINER_FAULTS
 from drdrill.drill.faults.containers import store_slowed as store_slowed_by
 from drdrill.drill.faults.kubernetes import KUBERNETES_FAULTS
@@ -19,21 +20,24 @@ def expect_failure(drill):
     drill.expect_failure = True
 
 
-def _simple(injector):
+def _simple(injector, target=None):
     def step(drill):
         injector(drill)
-    return step
+    return args.needs_target(target)(step) if target else step
 
 
 def _for_tenant(injector):
+    @args.checks_arguments(tenant=args.tenant)
     def step(drill, tenant):
         injector(drill, Tenant.parse(tenant))
     return step
 
 
-for _phrase, _injector in (faults.SIMPLE_FAULTS | CONTAINER_FAULTS | KUBERNETES_FAULTS).items():
-    when(_phrase)(_simple(_injector))
-    given(_phrase)(_simple(_injector))
+for _faults, _target in ((faults.SIMPLE_FAULTS, None), (CONTAINER_FAULTS, "containers"),
+                         (KUBERNETES_FAULTS, "kubernetes")):
+    for _phrase, _injector in _faults.items():
+        when(_phrase)(_simple(_injector, _target))
+        given(_phrase)(_simple(_injector, _target))
 
 for _tenant_phrase, _tenant_injector in faults.TENANT_FAULTS.items():
     _parser = parsers.parse('tenant "{tenant}"\'s ' + _tenant_phrase)
@@ -42,12 +46,15 @@ for _tenant_phrase, _tenant_injector in faults.TENANT_FAULTS.items():
 
 
 @given(parsers.parse('tenant "{tenant}"\'s backup credentials also reach tenant "{other}"\'s path'))
+@args.checks_arguments(tenant=args.tenant, other=args.tenant)
 def widened(drill, tenant, other):
     faults.credentials_widened(drill, Tenant.parse(tenant), Tenant.parse(other))
 
 
 @when(parsers.parse("the object store's network adds {latency_ms:d} ms to every reply and carries at most "
                     "{kib_per_s:d} KiB/s"))
+@args.needs_target("containers")
+@args.checks_arguments(latency_ms=args.at_least(0, "latency (ms)"), kib_per_s=args.at_least(1, "bandwidth (KiB/s)"))
 def store_slowed(drill, latency_ms, kib_per_s):
     store_slowed_by(drill, latency_ms, kib_per_s)
 
@@ -63,6 +70,7 @@ def store_named_bottleneck(drill):
 
 
 @when(parsers.parse('the repository of tenant "{tenant}" is swapped for that of tenant "{other}"'))
+@args.checks_arguments(tenant=args.tenant, other=args.tenant)
 def swapped(drill, tenant, other):
     faults.repository_swapped(drill, Tenant.parse(tenant), Tenant.parse(other))
 

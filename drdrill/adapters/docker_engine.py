@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from drdrill.errors import EngineMissing, ProvisionError, StackError
-from drdrill.host.tools import apt_install
+from drdrill.host.tools import apt_install, require_module
 
 if TYPE_CHECKING:
     import docker
@@ -55,6 +55,7 @@ class DockerEngine:
     """One Docker engine. The constructor does no I/O; :meth:`ensure` finds or starts one."""
 
     def __init__(self, state_dir: Path, cache_dir: Path, *, environ: Mapping[str, str] | None = None) -> None:
+        require_module("docker", "containers", "the containers target drives a Docker engine")
         self.root = state_dir / "docker"
         self.cache_dir = cache_dir
         self.environ = os.environ if environ is None else environ

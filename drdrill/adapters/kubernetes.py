@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from drdrill.core.backup_job import BackupJobHealth, JobOutcome, JobRun
 from drdrill.errors import ConfigError, DeployFailed, ServiceError
 from drdrill.host.readiness import wait_for
+from drdrill.host.tools import require_module
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -59,6 +60,9 @@ class KubeCluster:
     context: str | None = None
     kubectl: str = "kubectl"
     _api: ApiClient | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        require_module("kubernetes", "kubernetes", "drdrill reaches a cluster with the Kubernetes client")
 
     @property
     def api(self) -> ApiClient:

@@ -52,11 +52,14 @@ class MetadataEntry:
     taken_at: datetime
     size: int
     has_checksum: bool
-    drdrill_naming: bool
+    # drdrill wrote it (its earlier ISO name, or its tag): complete only with its checksum record.
+    # Asked only of dumps without a record, the one case where the answer matters.
+    needs_checksum: bool
+    iso_naming: bool = False
 
     @property
     def complete(self) -> bool:
-        return dump_is_complete(self.size, has_checksum=self.has_checksum, drdrill_naming=self.drdrill_naming)
+        return dump_is_complete(self.size, has_checksum=self.has_checksum, needs_checksum=self.needs_checksum)
 
 
 def parse_generation(data: bytes) -> int:
@@ -157,8 +160,12 @@ def metadata_entries(store: ObjectStore, scope: str | None = None) -> list[Metad
         parsed = layout.parse_metadata_key(obj.key)
         if parsed is None:
             continue
-        entries.append(MetadataEntry(parsed.scope, obj.key, parsed.taken_at, obj.size,
-                                     layout.checksum_key(obj.key) in keys, parsed.drdrill_naming))
+        has_checksum = layout.checksum_key(obj.key) in keys
+        # drdrill and the platform's job now name dumps alike: a runbook-named dump without a
+        # record is the platform's (complete) unless it carries drdrill's tag (unfinished).
+        needs = parsed.iso_naming or (not has_checksum and _tagged(store, obj.key))
+        entries.append(MetadataEntry(parsed.scope, obj.key, parsed.taken_at, obj.size, has_checksum, needs,
+                                     parsed.iso_naming))
     return sorted(entries, key=lambda e: (e.scope, e.taken_at))
 
 
@@ -186,8 +193,9 @@ def recovery_points(store: ObjectStore, tenants: list[Tenant], *,
                 complete=snap.complete, created_by_drdrill=(tenant.key, snap.name) in tagged,
             ))
     for entry in metadata_entries(store) if dumps else ():
-        points.append(RecoveryPoint.metadata(entry.key, complete=entry.complete,
-                                             created_by_drdrill=entry.drdrill_naming and _tagged(store, entry.key),
+        # Only dumps that could be drdrill's by their name and record are asked for the tag.
+        ours = (entry.has_checksum or entry.iso_naming) and _tagged(store, entry.key)
+        points.append(RecoveryPoint.metadata(entry.key, complete=entry.complete, created_by_drdrill=ours,
                                              has_checksum=entry.has_checksum))
     return points
 

@@ -55,10 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
+    from drdrill.cli.console import CONSOLE, ConsoleHandler
+
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler(CONSOLE)  # clears the live progress line before each record
     handler.setLevel(level)  # a run's own log file may lower the root logger's level: not this
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

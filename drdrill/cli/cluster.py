@@ -28,6 +28,10 @@ def _service(args: argparse.Namespace) -> Any:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
+    from drdrill.host.tools import require_module
+
+    for module in ("kubernetes", "requests"):
+        require_module(module, "kubernetes", "`drdrill cluster` runs and asks a Kubernetes cluster")
     service = _service(args)
     if args.cluster_command == "up":
         summary = service.up()

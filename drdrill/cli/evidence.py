@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from drdrill.cli.options import add_json
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     evidence = sub.add_parser("evidence", help="signed evidence packs of a drill, for an auditor")
@@ -27,6 +29,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                      "naming the first file (or key) that does not")
     verify.add_argument("pack", metavar="PACK.tar.gz")
     verify.add_argument("--public-key", required=True, metavar="KEY.pub")
+    add_json(verify)
     verify.set_defaults(handler=cmd_verify)
 
     history = sub.add_parser("history", help="the drills of a history, oldest first; verifies its chain")
@@ -76,6 +79,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from drdrill.evidence.pack import verify
 
     manifest = verify(Path(args.pack), read_public(args.public_key))
+    if args.json:
+        print(json.dumps({"pack": str(args.pack), "intact": True, "drill_id": manifest["drill_id"],
+                          "verdict": manifest["verdict"], "files": len(manifest["files"]),
+                          "key_fingerprint": manifest["key_fingerprint"]}, indent=2))
+        return 0
     print(f"{args.pack}: intact: drill {manifest['drill_id']} ({manifest['verdict']}), {len(manifest['files'])} "
           f"files, signed by {manifest['key_fingerprint']}")
     return 0
@@ -110,6 +118,10 @@ def cmd_history(args: argparse.Namespace) -> int:
                           "drills": [{"drill_id": e.drill_id, "finished_at": e.finished_at, "verdict": e.verdict,
                                       "signed": bool(e.signature), **e.summary} for e in drills]}, indent=2))
     else:
+        first_signed = next((n for n, e in enumerate(drills) if e.signature), len(drills))
+        notes = {id(e): " (unsigned: before signing began)" if n < first_signed else " (UNSIGNED after signing began)"
+                 for n, e in enumerate(drills)}
+
         def dur(value: object) -> str:
             return format_duration(float(value)) if isinstance(value, int | float) else "-"
 
@@ -120,8 +132,9 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"{e.finished_at or '-':<25} {s.get('target', '-'):<7} {e.verdict:<8} "
                   f"{dur(s.get('rto_seconds')):>9} {dur(s.get('rpo_seconds')):>9} "
                   f"{dur(s.get('backup_exposure_seconds')):>9} {s.get('tenants', '-')!s:>7} "
-                  f"{s.get('documents', '-')!s:>10}  {e.drill_id}{'' if e.signature else ' (unsigned)'}")
-        print(f"chain of {len(drills)} drill(s): " + ("intact" if not problems else f"BROKEN: {problems[0]}"))
+                  f"{s.get('documents', '-')!s:>10}  {e.drill_id}{'' if e.signature else notes[id(e)]}")
+        print(f"chain of {len(drills)} drill(s): " + ("intact" if not problems else
+                                                      f"ALTERED ({len(problems)} problem(s)): {problems[0]}"))
     return 1 if problems else 0
 
 
@@ -134,6 +147,7 @@ def add_metrics_command(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--stack", help="read a local stack's bucket instead")
     metrics.add_argument("--textfile", metavar="OUT.prom", help="write the metrics here (atomically)")
     metrics.add_argument("--history", help="the history whose newest drill to report (default: the project's)")
+    add_json(metrics)
     metrics.set_defaults(handler=cmd_metrics)
 
 
@@ -172,6 +186,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     def age(seconds: float | None) -> str:
         return "none" if seconds is None else format_duration(seconds)
+
+    if args.json:
+        print(json.dumps({"rpo_seconds": rpo, "tenants": [
+            {"tenant": t.tenant.key, "snapshot_age_seconds": t.snapshot_age_s, "snapshot_points": t.snapshot_points,
+             "dump_age_seconds": t.dump_age_s, "dump_points": t.dump_points, "outside_rpo": t.outside(rpo)}
+            for t in tenants]}, indent=2))
+        return 1 if any(t.outside(rpo) for t in tenants) else 0
 
     for t in tenants:
         mark = "OUTSIDE RPO" if t.outside(rpo) else "ok"

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+
 def starter_settings() -> str:
     """The drdrill.toml `init` writes: one template, shipped as drdrill/settings/starter.toml."""
     from importlib.resources import files
@@ -70,6 +71,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     for feature in features:
         print(f"  {feature}")
     print("next: `drdrill run --dry-run` shows the plan, `drdrill run` drills on a local stack")
+    print("sign the evidence from the first drill: `drdrill evidence keygen --out drdrill-evidence.key` (keep it "
+          "out of version control), then uncomment [evidence] in drdrill.toml")
     return 0
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drdrill.core.report import Report
 
 
 def _plan_args(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +18,9 @@ def _plan_args(parser: argparse.ArgumentParser) -> None:
                         "(default: features/ of the project, else drdrill's own runbook drills; without the "
                         "fault catalogue; --target live: the restore test)")
     parser.add_argument("--target", default="local", choices=TARGETS,
-                        help="where to drill: local (processes started for the drill, the default) or live "
-                        "(an existing environment described by [target] in the settings)")
+                        help="where to drill: local (processes on loopback started for the drill, the default), "
+                        "containers (the same on a Docker engine) or live (an existing environment described by "
+                        "[target] in the settings; with Kubernetes there, its namespace)")
     parser.add_argument("--report-dir", help="where to write the report (default: reports/<drill id>/)")
     parser.add_argument("--rto", help="recovery time objective, e.g. 30m (overrides the scenarios)")
     parser.add_argument("--rpo", help="recovery point objective, e.g. 24h (overrides the scenarios)")
@@ -46,8 +51,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import sys
-
+    from drdrill.cli.console import CONSOLE
     from drdrill.drill.plan import RunRequest, describe_plan, plan_run, plan_text
     from drdrill.drill.runner import execute
     from drdrill.report.writer import summary_text
@@ -63,28 +67,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(described, indent=2) if args.json else plan_text(described), end="" if not args.json else "\n")
         return 0
 
-    live_line = sys.stderr.isatty()
-    pending = False  # a transient line is on the terminal
-
-    def progress(message: str, transient: bool = False) -> None:
-        """Plain lines for CI; on a terminal, progress updates overwrite each other."""
-        nonlocal pending
-        if transient and live_line:
-            print(f"\r\033[Kdrdrill:   {message}", end="", file=sys.stderr, flush=True)
-            pending = True
-            return
-        if pending:
-            print(file=sys.stderr)
-            pending = False
-        print(f"drdrill: {'  ' if transient else ''}{message}", file=sys.stderr, flush=True)
-
+    progress = CONSOLE.say  # one format with the log, the live line cleared before other lines
     result = execute(plan, progress=None if args.quiet else progress)
     if result.report is not None:
         if args.json:
             print(result.report.to_json())
         else:
             print(summary_text(result.report, result.report_dir))
+            failed = failed_steps_text(result.report)
+            if failed:
+                print(failed)
     return result.exit_status
+
+
+def failed_steps_text(report: Report) -> str:
+    """Which step failed, where, and why, from the report model: what a person reads first."""
+    lines = [f"  {scenario.name}: line {step.line}: {step.text}\n    {step.error or 'failed'}"
+             for scenario in report.scenarios for step in scenario.steps if step.status in ("failed", "undefined")]
+    return ("Failed steps:\n" + "\n".join(lines[:10])) if lines else ""
 
 
 def cmd_report(args: argparse.Namespace) -> int:

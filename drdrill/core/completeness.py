@@ -54,8 +54,10 @@ def restore_progress(copies: Iterable[tuple[bool, str, str | None]], expected_pr
     return "pending"
 
 
-def dump_is_complete(size_bytes: int, *, has_checksum: bool, drdrill_naming: bool) -> bool:
-    return size_bytes > 0 and (has_checksum or not drdrill_naming)
+def dump_is_complete(size_bytes: int, *, has_checksum: bool, needs_checksum: bool) -> bool:
+    """``needs_checksum``: drdrill wrote the dump, and writes its checksum record last, so without
+    the record it is unfinished; the platform's own job writes none."""
+    return size_bytes > 0 and (has_checksum or not needs_checksum)
 
 
 # What a dump is told by (its start) and how a complete one ends (pg_dump's own trailer, and

@@ -61,7 +61,8 @@ def _finite(seconds: float, key: str, value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Format seconds for people: ``1.42s``, ``12m 03s``, ``2h 05m``.
+    """Format seconds for people: ``1.42s``, ``12m 03s``, ``2h 05m``, ``14d 05h``: the one way
+    drdrill prints a duration or an age.
 
     Truncates rather than rounds, so a shown value is never larger than the measured one and
     59.999 s does not turn into the odd ``60.00s``.
@@ -75,4 +76,6 @@ def format_duration(seconds: float) -> str:
     whole = math.floor(seconds)
     if whole < 3600:
         return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    if whole < 48 * 3600:  # "24h 00m", the runbook's RPO, reads as it is written
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"

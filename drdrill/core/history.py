@@ -133,9 +133,11 @@ def verify_chain(lines: Iterable[str], report_bytes_by_id: Mapping[str, bytes] |
 
     With ``report_bytes_by_id`` (drill_id → the report.json bytes), also checks that each
     supplied report is byte-for-byte the one the history recorded. With ``check_signature``,
-    every signed line's signature is checked; ``require_signatures``: an unsigned line is one.
+    every signed line's signature is checked; ``require_signatures``: an unsigned line after the
+    first signed one is a problem (unsigned lines before it are from before signing began).
     """
     problems: list[str] = []
+    signing_began = False
     previous: HistoryEntry | None = None
     for number, text in _entries(lines):
         try:
@@ -158,8 +160,12 @@ def verify_chain(lines: Iterable[str], report_bytes_by_id: Mapping[str, bytes] |
             problem = check_signature(entry.line_sha256, entry.signature, entry.key_fingerprint or "")
             if problem:
                 problems.append(f"{where}: {problem}")
-        elif require_signatures and not entry.signature:
-            problems.append(f"{where}: not signed")
+        elif require_signatures and not entry.signature and signing_began:
+            # Before the first signed line: a history from before its key existed. After it, the
+            # signature was removed (the chain does not cover signatures) or signing was switched off.
+            problems.append(f"{where}: not signed, although lines before it are (signature removed, or "
+                            "signing switched off)")
+        signing_began = signing_began or bool(entry.signature)
         report = (report_bytes_by_id or {}).get(entry.drill_id)
         if report is not None and sha256_hex(report) != entry.report_sha256:
             problems.append(f"{where}: report.json differs from the recorded SHA-256")

@@ -45,8 +45,8 @@ _RESERVED_ORGS = frozenset({"metadata", ALL_SCOPE, "drdrill"})
 # (DESIGN.md, Live target); "drdrill" is reserved so no tenant's path can hold it.
 DRILL_MARKER_KEY = "drdrill/DRILL_ENVIRONMENT"
 
-# drdrill writes the compact ISO form; the platform's scripts most likely write `date
-# +%Y%m%d_%H%M%S` (in a container whose clock is UTC). Both must be recognised as dumps.
+# drdrill writes the runbook's form, `date +%Y%m%d_%H%M%S` (UTC), as the platform's own job does;
+# its earlier releases wrote the compact ISO form, which only drdrill ever wrote. Both are read.
 _TS_ISO = re.compile(r"(\d{8})T(\d{6})Z")
 _TS_SCRIPT = re.compile(r"(\d{8})_(\d{6})")
 _SNAPSHOT = re.compile(r"drdrill-(\d{8})t(\d{6})z")  # ES snapshot names must be lowercase
@@ -176,7 +176,7 @@ class TenantIndices:
 
 
 def format_timestamp(at: datetime) -> str:
-    """``20261124T020000Z``: UTC, second resolution (what drdrill writes)."""
+    """``20261124T020000Z``: UTC, second resolution (snapshot names; dumps of earlier releases)."""
     return _require_aware(at).strftime("%Y%m%dT%H%M%SZ")
 
 
@@ -205,7 +205,9 @@ class MetadataObject:
     scope: str  # "all" or an org_id
     taken_at: datetime
     key: str
-    drdrill_naming: bool  # timestamp in drdrill's own format (not the platform scripts')
+    # Stamped in drdrill's earlier ISO form, which only drdrill wrote (a runbook-form name may be
+    # the platform's own job's or drdrill's: only the object's tag tells).
+    iso_naming: bool
 
 
 def _check_scope(scope: str) -> None:
@@ -215,11 +217,12 @@ def _check_scope(scope: str) -> None:
             raise ConfigError("org_id", f"{scope!r} is reserved by the bucket layout")
 
 
-def metadata_key(scope: str, at: datetime, *, script_naming: bool = False) -> str:
-    """Key of the dump of ``scope`` (``"all"`` or an org_id) taken at ``at``: drdrill's name, or
-    the one the platform's own job gives it (``date +%Y%m%d_%H%M%S``)."""
+def metadata_key(scope: str, at: datetime, *, iso_naming: bool = False) -> str:
+    """Key of the dump of ``scope`` (``"all"`` or an org_id) taken at ``at``: the runbook's name
+    (``metadata_backup_<scope>_<YYYYMMDD_HHMMSS>.sql.enc``, UTC), or with ``iso_naming`` the
+    one drdrill's earlier releases wrote (``..._<YYYYMMDD>T<HHMMSS>Z.sql.enc``)."""
     _check_scope(scope)
-    stamp = _require_aware(at).strftime("%Y%m%d_%H%M%S") if script_naming else format_timestamp(at)
+    stamp = format_timestamp(at) if iso_naming else _require_aware(at).strftime("%Y%m%d_%H%M%S")
     return f"{METADATA_PREFIX}{scope}/metadata_backup_{scope}_{stamp}.sql.enc"
 
 
@@ -239,7 +242,7 @@ def parse_metadata_key(key: str) -> MetadataObject | None:
     taken_at = parse_timestamp(stamp)
     if taken_at is None:
         return None
-    return MetadataObject(scope, taken_at, key, drdrill_naming=bool(_TS_ISO.fullmatch(stamp)))
+    return MetadataObject(scope, taken_at, key, iso_naming=bool(_TS_ISO.fullmatch(stamp)))
 
 
 def checksum_key(object_key: str) -> str:

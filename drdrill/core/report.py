@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import pairwise
 from typing import Any, Literal, get_args
@@ -17,7 +17,11 @@ from drdrill.core.clock import from_iso, to_iso
 from drdrill.core.objectives import Objectives, VerdictStatus
 from drdrill.core.timeline import Event, Phase
 
-SCHEMA_VERSION = 1
+# 2: scenarios[].tenants holds each scenario's own TenantResults (not names) and
+# scenarios[].objectives its own targets; every run-level tenant row names its scenario; an
+# index says whether its count was verified. Version 1 reports still load (upgraded on reading).
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 VERDICTS: tuple[str, ...] = get_args(VerdictStatus)
 ProblemKind = Literal["failed", "error", "warning"]
 PROBLEM_KINDS: tuple[str, ...] = get_args(ProblemKind)
@@ -80,6 +84,9 @@ class Achieved:
     backup_exposure_seconds: float | None = None
 
 
+IndexStatus = Literal["passed", "failed", "not verified"]
+
+
 @dataclass
 class IndexResult:
     name: str
@@ -87,6 +94,16 @@ class IndexResult:
     docs_restored: int | None
     # The live index's count when its copy was verified (a restore test beside a busy platform).
     docs_live: int | None = None
+    # Whether a check of this index ran and how it went: "not verified" is a check the drill
+    # never made (e.g. a metadata-only drill does not restore indices), never a failure.
+    status: IndexStatus | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is None:  # a version 1 report, or a caller that only has the counts
+            # No count on either side (never restored, or none recorded): nothing was compared.
+            unknown = self.docs_restored is None or self.docs_expected is None
+            self.status = "not verified" if unknown else "passed" if self.ok else "failed"
 
     @property
     def ok(self) -> bool:
@@ -103,19 +120,27 @@ class TenantResult:
     rpo_by_store: dict[str, float] = field(default_factory=dict)
     # Fetching and restoring this tenant's snapshot (where the drill measured it on its own).
     restore_seconds: float | None = None
+    # The scenario this row belongs to (run-level rows; a scenario's own rows need not say).
+    scenario: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.org_id}/{self.namespace}"
 
     def to_dict(self) -> dict[str, Any]:
-        # Fields only a restore test measures are written where it measured them.
+        # Fields only some drills measure are written where they were measured.
         out: dict[str, Any] = {
             "org_id": self.org_id,
             "namespace": self.namespace,
-            "indices": [{k: v for k, v in vars(i).items() if k != "docs_live" or v is not None}
+            "indices": [{k: v for k, v in vars(i).items() if k not in ("docs_live", "reason") or v is not None}
                         for i in self.indices],
             "rpo_seconds": self.rpo_seconds,
             "rpo_by_store": dict(self.rpo_by_store),
         }
         if self.restore_seconds is not None:
             out["restore_seconds"] = self.restore_seconds
+        if self.scenario is not None:
+            out["scenario"] = self.scenario
         return out
 
     @classmethod
@@ -127,6 +152,7 @@ class TenantResult:
             rpo_seconds=d.get("rpo_seconds"),
             rpo_by_store=dict(d.get("rpo_by_store") or {}),
             restore_seconds=d.get("restore_seconds"),
+            scenario=d.get("scenario"),
         )
 
 
@@ -239,21 +265,37 @@ class Scenario:
     verdict: VerdictStatus | None = None
     verdict_reasons: list[str] = field(default_factory=list)
     expected_failure: bool = False
-    # The scenario's own figures and tenants: a report is read scenario by scenario.
+    # The scenario's own figures, targets and tenants: a report is read scenario by scenario,
+    # and no figure of one scenario may show under another (they may reuse tenant names).
     achieved: Achieved = field(default_factory=lambda: Achieved())
-    tenants: list[str] = field(default_factory=list)
+    tenants: list[TenantResult] = field(default_factory=list)
+    objectives: Objectives | None = None  # None: a version 1 report (the run's were used)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "steps": [vars(st).copy() for st in self.steps],
                 "verdict": self.verdict, "verdict_reasons": list(self.verdict_reasons),
                 "expected_failure": self.expected_failure, "achieved": vars(self.achieved).copy(),
-                "tenants": list(self.tenants)}
+                "tenants": [t.to_dict() for t in self.tenants],
+                "objectives": None if self.objectives is None else _objectives_dict(self.objectives)}
 
     @classmethod
-    def from_dict(cls, s: dict[str, Any]) -> Scenario:
+    def from_dict(cls, s: dict[str, Any], run_tenants: list[TenantResult] | None = None) -> Scenario:
+        """``run_tenants``: a version 1 report's run-level rows, which its scenarios named."""
+        tenants = []
+        for t in s.get("tenants") or []:
+            if isinstance(t, dict):
+                tenants.append(TenantResult.from_dict(t))
+            else:  # version 1: a name, whose row was the run's (the last scenario's figures)
+                tenants += [replace(r, scenario=None) for r in run_tenants or [] if r.key == t]
+        objectives = s.get("objectives")
         return cls(s["name"], s["status"], [Step(**st) for st in s.get("steps", [])], s.get("verdict"),
                    list(s.get("verdict_reasons") or []), bool(s.get("expected_failure", False)),
-                   Achieved(**(s.get("achieved") or {})), list(s.get("tenants") or []))
+                   Achieved(**(s.get("achieved") or {})), tenants,
+                   None if objectives is None else Objectives(**objectives))
+
+
+def _objectives_dict(objectives: Objectives) -> dict[str, float]:
+    return {"rto_seconds": objectives.rto_seconds, "rpo_seconds": objectives.rpo_seconds}
 
 
 ControlStatus = Literal["passed", "failed", "warning", "not evidenced"]
@@ -266,6 +308,9 @@ class Control:
     promise: str
     status: ControlStatus
     evidence: str  # what was measured or checked, or why it was not
+    key: str | None = None  # the promise's stable id ("rto", "isolation", ...), for mappings
+    # The controls of standards (DORA, ISO/IEC 27001, SOC 2, NIST) that this promise evidences.
+    standards: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -311,10 +356,7 @@ class Report:
             "target": self.target,
             "started_at": to_iso(self.started_at),
             "finished_at": _opt_iso(self.finished_at),
-            "objectives": {
-                "rto_seconds": self.objectives.rto_seconds,
-                "rpo_seconds": self.objectives.rpo_seconds,
-            },
+            "objectives": _objectives_dict(self.objectives),
             "achieved": vars(self.achieved).copy(),
             "verdict": self.verdict,
             "verdict_reasons": list(self.verdict_reasons),
@@ -358,7 +400,7 @@ class Report:
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> Report:
-        if d.get("schema_version") != SCHEMA_VERSION:
+        if d.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
             raise ReportFormatError(f"unsupported schema_version {d.get('schema_version')!r}")
         if d["verdict"] not in VERDICTS:
             raise ReportFormatError(f"unknown verdict {d['verdict']!r}")
@@ -367,6 +409,7 @@ class Report:
             if p.kind not in PROBLEM_KINDS:
                 raise ReportFormatError(f"unknown problem kind {p.kind!r}")
         forecast = d.get("forecast")
+        tenants = [TenantResult.from_dict(t) for t in d.get("tenants", [])]
         return cls(
             drill_id=d["drill_id"],
             target=d["target"],
@@ -378,15 +421,16 @@ class Report:
             verdict_reasons=list(d.get("verdict_reasons", [])),
             phases=[Phase.from_dict(p) for p in d.get("phases", [])],
             events=[Event.from_dict(e) for e in d.get("events", [])],
-            tenants=[TenantResult.from_dict(t) for t in d.get("tenants", [])],
+            tenants=tenants,
             evidence=Evidence.from_dict(d.get("evidence") or {}),
             problems=problems,
             weaknesses=[Weakness(**w) for w in d.get("weaknesses", [])],
-            scenarios=[Scenario.from_dict(s) for s in d.get("scenarios", [])],
+            scenarios=[Scenario.from_dict(s, tenants) for s in d.get("scenarios", [])],
             forecast=None if forecast is None else Forecast(**forecast),
             controls=[Control(**c) for c in d.get("controls", [])],
             trend=[TrendPoint(**p) for p in d.get("trend", [])],
             incomplete=bool(d.get("incomplete", False)),
             previous_report_sha256=d.get("previous_report_sha256"),
-            schema_version=d["schema_version"],
+            # Read into the current model: what is written again is the current schema.
+            schema_version=SCHEMA_VERSION,
         )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from drdrill.core.durations import format_duration
 from drdrill.core.layout import checksum_key, parse_metadata_key, parse_snapshot_name
 from drdrill.errors import ConfigError
 
@@ -98,15 +99,17 @@ class RecoveryPoint:
         if self.kind == "snapshot":
             return parse_snapshot_name(self.name_or_key) is not None
         dump = parse_metadata_key(self.name_or_key)
-        return dump is not None and dump.drdrill_naming and dump.scope == self.scope
+        # drdrill's dumps: its earlier ISO name, or the runbook's name with drdrill's checksum
+        # record beside it (the platform's own job writes none).
+        return dump is not None and dump.scope == self.scope and (dump.iso_naming or bool(self.extra_keys))
 
 
 def format_age(age: timedelta) -> str:
-    """``14d 0h`` (floored); future times (clock skew) say so instead of a negative age."""
+    """An age as every duration drdrill prints (``12m 03s``, ``77h 00m``: one way everywhere);
+    future times (clock skew) say so instead of a negative age."""
     if age < timedelta(0):
         return "in the future"
-    hours = int(age.total_seconds() // 3600)
-    return f"{hours // 24}d {hours % 24}h"
+    return format_duration(age.total_seconds())
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,26 @@ never left out: an auditor must see what was not shown as clearly as what was.""
 
 from __future__ import annotations
 
+import logging
+import tomllib
+from dataclasses import replace
 from datetime import datetime, timedelta
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from drdrill.core.durations import format_duration
+from drdrill.core.evidenced import ObjectiveResult, objective_results
 from drdrill.core.objectives import Objectives
-from drdrill.core.report import Control, ControlStatus
+from drdrill.core.report import Control, ControlStatus, Scenario
 
 if TYPE_CHECKING:
     from drdrill.drill.outcome import DrillOutcome
 
+log = logging.getLogger(__name__)
+
 QUARTER = timedelta(days=92)
+# Package data of drdrill.drill (pyproject: [tool.setuptools.package-data] "drdrill.drill").
+STANDARDS_FILE = "standards.toml"
 
 
 def _worst(values: list[float | None]) -> float | None:
@@ -30,35 +39,80 @@ def _objective(promise: str, value: float | None, target: float, what: str, wher
                                     f"({', '.join(where)})")
 
 
-def controls(outcomes: list[DrillOutcome], objectives: Objectives, *, target: str,
+def objective_controls(scenarios: list[Scenario], objectives: Objectives, name: str, what: str) -> list[Control]:
+    """One promise per target the scenarios were held to ("RTO <= 5m 00s" for a scenario that
+    asked for 5 minutes, never the runbook's 30): passed only when every scenario held to it
+    evidenced it, failed when one missed it, else not evidenced, with each scenario's reason."""
+    by_target: dict[float, list[tuple[Scenario, ObjectiveResult]]] = {}
+    for scenario in scenarios:
+        if scenario.expected_failure:
+            continue
+        result = next(r for r in objective_results(scenario, objectives) if r.name == name)
+        by_target.setdefault(result.target, []).append((scenario, result))
+    if not by_target:
+        target = objectives.rto_seconds if name == "RTO" else objectives.rpo_seconds
+        return [Control(f"{name} <= {format_duration(target)}", "not evidenced", f"no scenario measured the {what}")]
+    out = []
+    for target, results in sorted(by_target.items()):
+        promise = f"{name} <= {format_duration(target)}"
+        failed = [(s, r) for s, r in results if r.status == "failed"]
+        unproven = [(s, r) for s, r in results if r.status == "not evidenced"]
+        if failed:
+            out.append(Control(promise, "failed", "; ".join(f"{s.name}: {r.reason}" for s, r in failed)))
+        elif unproven:
+            out.append(Control(promise, "not evidenced", "; ".join(f"{s.name}: {r.reason}" for s, r in unproven)))
+        else:
+            worst = max(r.value or 0.0 for _, r in results)
+            out.append(Control(promise, "passed", f"worst {what} {format_duration(worst)} against "
+                               f"{format_duration(target)} ({', '.join(s.name for s, _ in results)})"))
+    return out
+
+
+def controls(outcomes: list[DrillOutcome], scenarios: list[Scenario], objectives: Objectives, *, target: str,
              previous_drill_at: datetime | None, finished_at: datetime) -> list[Control]:
+    """``scenarios``: every outcome's scenario with its figures, objectives and step record."""
     recoveries = [o for o in outcomes if not o.expected_failure]
-    measured_rto = [o.scenario for o in recoveries if o.rto_seconds is not None]
-    measured_rpo = [o.scenario for o in recoveries if o.rpo is not None and o.rpo.worst is not None]
     restore_tests = [o for o in recoveries if "restore_test" in o.notes]
-    out = [
-        _objective(f"RTO <= {format_duration(objectives.rto_seconds)}",
-                   _worst([o.rto_seconds for o in recoveries]), objectives.rto_seconds, "recovery time", measured_rto),
-        _objective(f"RPO <= {format_duration(objectives.rpo_seconds)}",
-                   _worst([o.rpo.worst if o.rpo else None for o in recoveries]), objectives.rpo_seconds,
-                   "data loss" if not restore_tests else "data loss (restore test: the backup exposure bound)",
-                   measured_rpo),
-    ]
+    keyed = [("rto", c) for c in objective_controls(scenarios, objectives, "RTO", "recovery time")]
+    keyed += [("rpo", c) for c in objective_controls(
+        scenarios, objectives, "RPO", "data loss" if not restore_tests
+        else "data loss (restore test: the backup exposure bound)")]
+    out = [_nightly(restore_tests, objectives, target), _retention(recoveries), _encryption(recoveries),
+           _isolation(recoveries), _cadence(previous_drill_at, finished_at)]
+    keyed += zip(("nightly-backup", "retention", "encryption", "isolation", "cadence"), out, strict=True)
+    mapping = standards()
+    return [replace(c, key=key, standards=list(mapping.get(key, []))) for key, c in keyed]
+
+
+def standards() -> dict[str, list[str]]:
+    """Each promise's controls in DORA, ISO/IEC 27001, SOC 2 and NIST SP 800-53, from the
+    mapping shipped with drdrill (``standards.toml``)."""
+    try:
+        text = files("drdrill.drill").joinpath(STANDARDS_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:  # a packaging bug must not cost the drill its report
+        log.warning("%s is missing from this installation: the promises carry no controls", STANDARDS_FILE)
+        return {}
+    return _standards(text)
+
+
+def _standards(text: str) -> dict[str, list[str]]:
+    table = tomllib.loads(text).get("controls", {})
+    if not isinstance(table, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                                              for v in table.values()):
+        raise ValueError(f"{STANDARDS_FILE}: [controls] maps each promise to a list of strings")
+    return {str(k): list(v) for k, v in table.items()}
+
+
+def _nightly(restore_tests: list[DrillOutcome], objectives: Objectives, target: str) -> Control:
     # The nightly job: only the platform's own backups show that it ran (a drill takes its own).
     if restore_tests:
         exposure = _worst([o.exposure_seconds for o in restore_tests])
-        out.append(_objective("nightly backup at 02:00 ran (backup exposure <= RPO)", exposure,
-                              objectives.rpo_seconds, "age of the newest complete recovery point",
-                              [o.scenario for o in restore_tests]))
-    else:
-        out.append(Control("nightly backup at 02:00 ran (backup exposure <= RPO)", "not evidenced",
-                           f"on the {target} target the drill took its own backup; the restore test of the "
-                           "platform's backups (--target live) shows it"))
-    out.append(_retention(recoveries))
-    out.append(_encryption(recoveries))
-    out.append(_isolation(recoveries))
-    out.append(_cadence(previous_drill_at, finished_at))
-    return out
+        return _objective("nightly backup at 02:00 ran (backup exposure <= RPO)", exposure,
+                          objectives.rpo_seconds, "age of the newest complete recovery point",
+                          [o.scenario for o in restore_tests])
+    return Control("nightly backup at 02:00 ran (backup exposure <= RPO)", "not evidenced",
+                   f"on the {target} target the drill took its own backup; the restore test of the "
+                   "platform's backups (--target live) shows it")
 
 
 def _retention(outcomes: list[DrillOutcome]) -> Control:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import logging
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
+from drdrill.drill.step_args import check_step, is_destructive, needed_target
 from drdrill.errors import UsageError
 
 # The step library that ships with drdrill (the repository's steps/, installed as drdrill.steps).
@@ -27,28 +25,6 @@ RESTORE_TEST_TAG = "restore-test"
 # A feature tagged so makes faults only a Docker engine can (features/faults/containers.feature).
 CONTAINERS_TAG = "containers"
 KUBERNETES_TAG = "kubernetes"
-
-
-# What a step function declares when it changes the platform: :func:`destructive`.
-DESTRUCTIVE_ATTR = "__drdrill_destructive__"
-# A step that asks for this fixture drives a runbook drill (seed, destroy, recover): destructive.
-DRILL_FIXTURE = "drill"
-
-
-def destructive(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Declare a step that needs a target it may destroy (put it under ``@given``/``@when``/
-    ``@then``). Steps that take the ``drill`` fixture are destructive without it."""
-    setattr(func, DESTRUCTIVE_ATTR, True)
-    return func
-
-
-def is_destructive_step(func: Callable[..., Any]) -> bool:
-    if getattr(func, DESTRUCTIVE_ATTR, False):
-        return True
-    try:
-        return DRILL_FIXTURE in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return True  # a step that cannot be inspected is not trusted to be harmless
 
 
 @dataclass(frozen=True)
@@ -69,15 +45,27 @@ class LoadedFeature:
     tags: frozenset[str]
     # The steps whose definitions need a destructive target, in file order.
     destructive_steps: tuple[StepRef, ...] = ()
+    # Steps only one target can carry out: the target ("containers", "kubernetes") -> the first.
+    needs: tuple[tuple[str, StepRef], ...] = ()
 
     @property
     def destructive(self) -> bool:
         return bool(self.destructive_steps)
 
+    def needed_targets(self) -> dict[str, StepRef]:
+        found: dict[str, StepRef] = {}
+        for tag in (KUBERNETES_TAG, CONTAINERS_TAG):
+            if tag in self.tags:
+                found[tag] = StepRef(self.path, 1, f"@{tag}")
+        for target, step in self.needs:
+            found.setdefault(target, step)
+        return found
+
     def runs_on(self, target: str) -> bool:
-        if KUBERNETES_TAG in self.tags:
+        needed = self.needed_targets()
+        if KUBERNETES_TAG in needed:
             return target == "live"  # with Kubernetes in [target]; the faults say so otherwise
-        return CONTAINERS_TAG not in self.tags or target == "containers"
+        return CONTAINERS_TAG not in needed or target == "containers"
 
 
 def feature_files(paths: list[Path]) -> list[Path]:
@@ -160,12 +148,13 @@ def for_target(loaded: list[LoadedFeature], target: str) -> list[LoadedFeature]:
     another target, they are a usage error; in a directory with others, they are left out."""
     chosen = [f for f in loaded if f.runs_on(target)]
     if loaded and not chosen:
-        if KUBERNETES_TAG in loaded[0].tags:
+        needed = loaded[0].needed_targets()
+        if KUBERNETES_TAG in needed:
             raise UsageError(f"{loaded[0].path.name} needs --target live with Kubernetes in [target] (its faults "
-                             "are a cluster's)", hint="drdrill cluster up, then drdrill run FEATURE --target live "
-                             "--config <its drdrill-live.toml>")
-        raise UsageError(f"{loaded[0].path.name} needs --target containers (its faults need a Docker engine)",
-                         hint="drdrill run FEATURE --target containers")
+                             f"are a cluster's: {needed[KUBERNETES_TAG]})", hint="drdrill cluster up, then drdrill "
+                             "run FEATURE --target live --config <its drdrill-live.toml>")
+        raise UsageError(f"{loaded[0].path.name} needs --target containers (its faults need a Docker engine: "
+                         f"{needed[CONTAINERS_TAG]})", hint="drdrill run FEATURE --target containers")
     left_out = [f.path.name for f in loaded if not f.runs_on(target)]
     if left_out:
         log.info("left out on --target %s (they need another target: @containers or @kubernetes): %s", target,
@@ -193,6 +182,7 @@ def load_features(files: list[Path], project_dir: Path) -> list[LoadedFeature]:
         if not feature.scenarios:
             raise UsageError(f"{file}: the feature has no scenario")
         harmful: dict[int, StepRef] = {}
+        needs: list[tuple[str, StepRef]] = []
         for scenario in feature.scenarios.values():
             for step in scenario.steps:
                 matching = [c for c in contexts if c.type == step.type and c.parser.is_matching(step.name)]
@@ -200,7 +190,16 @@ def load_features(files: list[Path], project_dir: Path) -> list[LoadedFeature]:
                     raise UsageError(f"{file}:{step.line_number}: no step definition matches "
                                      f"'{step.keyword} {step.name}'",
                                      hint="see `drdrill steps` for the step library")
-                if any(is_destructive_step(c.step_func) for c in matching):
-                    harmful[step.line_number] = StepRef(file, step.line_number, f"{step.keyword} {step.name}")
-        loaded.append(LoadedFeature(file, frozenset(feature.tags), tuple(harmful[n] for n in sorted(harmful))))
+                ref = StepRef(file, step.line_number, f"{step.keyword} {step.name}")
+                # The definition pytest-bdd will call: the last registered (a project's own wins).
+                chosen = matching[-1]
+                check_step(chosen.step_func, chosen.parser.parse_arguments(step.name) or {},
+                           step.datatable.raw() if step.datatable is not None else None, str(ref))
+                if any(is_destructive(c.step_func) for c in matching):
+                    harmful[step.line_number] = ref
+                target = needed_target(chosen.step_func)
+                if target is not None:
+                    needs.append((target, ref))
+        loaded.append(LoadedFeature(file, frozenset(feature.tags), tuple(harmful[n] for n in sorted(harmful)),
+                                    tuple(needs)))
     return loaded

@@ -22,6 +22,7 @@ from drdrill.report.writer import check_history
 from drdrill.settings import DrillSettings, Paths, StackSettings, check_stack_name, load_settings
 from drdrill.targets import make_target
 from drdrill.targets.base import DrillTarget
+from drdrill.targets.stack_target import StackDrillTarget
 
 TREND_DRILLS = 12  # how many earlier drills the report's trend chart shows
 
@@ -120,6 +121,8 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
         previous_at = next((from_iso(e.finished_at) for e in reversed(past) if e.finished_at), None)
     target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack,
                          destructive=any(f.destructive for f in loaded))
+    if request.stack is not None and isinstance(target, StackDrillTarget):
+        target.stack.endpoints()  # its state file: a stack that is not running is a usage error, now
     return RunPlan(drill_id, request.project_dir, loaded, settings, overrides, request.target, target,
                    request.stack, report_dir, history, signer, trend, previous_at)
 
@@ -189,7 +192,8 @@ def plan_text(plan: dict[str, Any]) -> str:
     lines = [f"Plan for drill {plan['drill_id']} (nothing has been started or touched):",
              f"  target      {target['name']}: " + ", ".join(f"{k} {v}" for k, v in target.items() if k != "name"),
              f"  objectives  RTO {format_duration(obj['rto_seconds'])}, RPO {format_duration(obj['rpo_seconds'])}"
-             + (f" (from the command line: {', '.join(obj['overridden_by_command_line'])})"
+             + (" (from the command line: " + ", ".join(f"--{key.split('_')[0]}"
+                                                        for key in obj["overridden_by_command_line"]) + ")"
                 if obj["overridden_by_command_line"] else "")]
     if target["name"] != "live":
         data = plan["data"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import platform as pyplatform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from drdrill import __version__
@@ -27,6 +27,7 @@ from drdrill.core.report import (
     Weakness,
 )
 from drdrill.core.timeline import Timeline
+from drdrill.drill import checks as chk
 from drdrill.drill.controls import controls
 from drdrill.drill.measurement import restore_sample
 from drdrill.drill.outcome import DrillOutcome
@@ -78,68 +79,97 @@ def _worst(values: list[float | None]) -> float | None:
 
 def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
                  scenarios: list[Scenario] | None = None, extra_problems: list[Problem] | None = None) -> Report:
-    """The report model; every verdict in it is the core judge's."""
+    """The report model; every verdict in it is the core judge's, every figure its scenario's."""
     by_name = {s.name: s for s in scenarios or []}
     judged: list[tuple[str, Verdict]] = []
+    run_tenants: list[TenantResult] = []
+    # What each outcome evidenced, read by the promises: its scenario's step record, or an empty
+    # one (a scenario without a step record cannot be vouched for).
+    evaluated: list[Scenario] = []
     for outcome in outcomes:
         scenario = by_name.get(outcome.scenario)
         verdict = scenario_verdict(outcome, scenario)
         judged.append((outcome.scenario, verdict))
-        if scenario is not None:
-            scenario.verdict, scenario.verdict_reasons = verdict.status, list(verdict.reasons)
-            scenario.expected_failure = outcome.expected_failure
-            scenario.achieved = Achieved(
-                rto_seconds=_worst([outcome.rto_seconds]), rpo_seconds=_worst([outcome.rpo.worst if outcome.rpo
-                                                                                 else None]),
-                backup_exposure_seconds=_worst([outcome.exposure_seconds]))
-            scenario.tenants = [t.key for t in outcome.tenants]
+        record = scenario if scenario is not None else Scenario(outcome.scenario, "not recorded")
+        record.verdict, record.verdict_reasons = verdict.status, list(verdict.reasons)
+        record.expected_failure = outcome.expected_failure
+        record.achieved = Achieved(
+            rto_seconds=_worst([outcome.rto_seconds]), rpo_seconds=_worst([outcome.rpo.worst if outcome.rpo
+                                                                             else None]),
+            backup_exposure_seconds=_worst([outcome.exposure_seconds]))
+        record.objectives = outcome.objectives
+        record.tenants = tenant_results(outcome)
+        run_tenants += [replace(t, scenario=outcome.scenario) for t in record.tenants]
+        evaluated.append(record)
     extra = list(extra_problems or [])
     verdict = judge_run(judged, errors=[p.summary for p in extra if p.kind == "error"],
                         failures=[p.summary for p in extra if p.kind == "failed"], incomplete=run.incomplete)
+    objectives = run_objectives(outcomes, run.objectives)
     return Report(
         drill_id=run.drill_id, target=run.target, started_at=run.started_at, finished_at=run.finished_at,
-        objectives=run.objectives,
+        objectives=objectives,
         achieved=Achieved(
             rto_seconds=_worst([o.rto_seconds for o in outcomes]),
             rpo_seconds=_worst([o.rpo.worst if o.rpo else None for o in outcomes]),
             backup_exposure_seconds=_worst([o.exposure_seconds for o in outcomes]),
         ),
         verdict=verdict.status, verdict_reasons=verdict.reasons, phases=list(timeline.phases),
-        events=list(timeline.events), tenants=_tenant_results(outcomes), evidence=_evidence(outcomes, run.target_facts),
+        events=list(timeline.events), tenants=run_tenants, evidence=_evidence(outcomes, run.target_facts),
         problems=[p for o in outcomes for p in o.problems] + extra, weaknesses=_weaknesses(outcomes),
         scenarios=list(scenarios or []), forecast=_forecast(outcomes), incomplete=run.incomplete,
-        controls=controls(outcomes, run.objectives, target=run.target, previous_drill_at=run.previous_drill_at,
-                          finished_at=run.finished_at),
+        controls=controls(outcomes, evaluated, objectives, target=run.target,
+                          previous_drill_at=run.previous_drill_at, finished_at=run.finished_at),
         trend=list(run.trend),
     )
 
 
-def _tenant_results(outcomes: list[DrillOutcome]) -> list[TenantResult]:
-    results: dict[str, TenantResult] = {}
-    for outcome in outcomes:
-        restored: dict[str, int] = {}
-        for check in outcome.checks:
-            if "docs_restored" in check.evidence:
-                restored[check.name.split()[1]] = int(check.evidence["docs_restored"])
-        for tenant in outcome.tenants:
-            entry = results.setdefault(tenant.key, TenantResult(tenant.org_id, tenant.namespace))
-            expected = outcome.expected_docs.get(tenant.key, {})
-            if tenant.key in outcome.index_results:  # the restore test's own record of what it restored
-                entry.indices = list(outcome.index_results[tenant.key])
-                entry.restore_seconds = outcome.tenant_restore_seconds.get(tenant.key)
-            elif any(index in restored for index in expected):
-                entry.indices = [IndexResult(index, docs, restored.get(index))
-                                 for index, docs in sorted(expected.items())]
-            elif not entry.indices:
-                entry.indices = [IndexResult(index, docs, None) for index, docs in sorted(expected.items())]
-            if outcome.rpo is not None:
-                value = outcome.rpo.by_tenant.get(tenant.key)
-                if value is not None and (entry.rpo_seconds is None or value > entry.rpo_seconds):
-                    entry.rpo_seconds = value
-                for (key, store), seconds in outcome.rpo.by_store.items():
-                    if key == tenant.key:
-                        entry.rpo_by_store[store] = max(seconds, entry.rpo_by_store.get(store, 0.0))
-    return [results[k] for k in sorted(results)]
+def run_objectives(outcomes: list[DrillOutcome], configured: Objectives) -> Objectives:
+    """The run's objectives: its recovery scenarios' own when they all agree (a run of one
+    "RTO 5m" scenario is a run against 5 minutes, not the runbook's 30), else the configured
+    ones, and each scenario is shown against its own."""
+    recoveries = [o for o in outcomes if not o.expected_failure] or outcomes
+    distinct = {o.objectives for o in recoveries}
+    return distinct.pop() if len(distinct) == 1 else configured
+
+
+def tenant_results(outcome: DrillOutcome) -> list[TenantResult]:
+    """One scenario's own tenants: its counts, its checks, its RPOs (to the millisecond, so
+    that its worst tenant's is its RPO exactly)."""
+    results = []
+    restores = {r.tenant: r for r in outcome.snapshot_restores}
+    for tenant in sorted(outcome.tenants, key=lambda t: t.key):
+        entry = TenantResult(tenant.org_id, tenant.namespace)
+        if tenant.key in outcome.index_results:  # the restore test's own record of what it restored
+            entry.indices = list(outcome.index_results[tenant.key])
+            entry.restore_seconds = outcome.tenant_restore_seconds.get(tenant.key)
+        else:
+            checks = [c for c in outcome.checks if c.tenant == tenant.key and c.name.startswith("index ")]
+            entry.indices = [_index_result(index, docs, [c for c in checks if c.name.split()[1] == index])
+                             for index, docs in sorted(outcome.expected_docs.get(tenant.key, {}).items())]
+            restore = restores.get(tenant.key)
+            if restore is not None:
+                entry.restore_seconds = round(restore.fetch_seconds + restore.restore_seconds, 3)
+        if outcome.rpo is not None:
+            value = outcome.rpo.by_tenant.get(tenant.key)
+            entry.rpo_seconds = None if value is None else round(value, 3)
+            entry.rpo_by_store = {store: round(seconds, 3) for (key, store), seconds
+                                  in sorted(outcome.rpo.by_store.items()) if key == tenant.key}
+        results.append(entry)
+    return results
+
+
+def _index_result(index: str, expected: int, checks: list[chk.Check]) -> IndexResult:
+    """An index is "passed" only when its count check ran and passed; "failed" when a check of it
+    ran and failed; else "not verified": never a failure of a check the drill did not make."""
+    counted = next((c for c in checks if "docs_restored" in c.evidence), None)
+    restored = None if counted is None else int(counted.evidence["docs_restored"])
+    failed = next((c for c in checks if not c.passed), None)
+    if failed is not None:
+        return IndexResult(index, expected, restored, status="failed", reason=f"{failed.name}: {failed.detail}")
+    if counted is not None:
+        return IndexResult(index, expected, restored, status="passed")
+    return IndexResult(index, expected, None, status="not verified",
+                       reason="this scenario did not restore or count this index")
 
 
 def _evidence(outcomes: list[DrillOutcome], target_facts: dict[str, object]) -> Evidence:

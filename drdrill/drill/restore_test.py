@@ -11,19 +11,19 @@ bound is each tenant's backup exposure (the age of its newest complete recovery 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from drdrill.adapters.pg_owned import tenant_rows
 from drdrill.adapters.postgres import MetadataDb
 from drdrill.backups import catalog
 from drdrill.core import layout
-from drdrill.core.backup_job import BackupJobHealth, backup_job_findings
+from drdrill.core.backup_job import backup_job_findings
 from drdrill.core.durations import format_duration
 from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.core.objectives import RpoResult, achieved_rto
+from drdrill.core.points import nearest, pick
 from drdrill.core.report import IndexResult, Problem
 from drdrill.core.retention import retention_coverage
 from drdrill.drill import checks as chk
@@ -32,6 +32,7 @@ from drdrill.drill.headroom import check_headroom
 from drdrill.drill.isolation import isolation_checks
 from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_copies, scratch_database_name
+from drdrill.drill.restore_points import DumpPoint, Sandbox, TenantPoint, describe_points
 from drdrill.drill.session import Session, step
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, restore_tenants
 from drdrill.errors import (
@@ -46,53 +47,10 @@ from drdrill.errors import (
 if TYPE_CHECKING:
     from drdrill.adapters.elasticsearch import IndexState
     from drdrill.adapters.platform import Platform
-    from drdrill.adapters.s3 import ObjectStore
-    from drdrill.core.ownership import Mark
-    from drdrill.settings.live import LiveTargetSettings
 
 PHASES = frozenset({"recovery-points", "integrity", "restore-metadata", "restore-snapshots", "verify",
                     "verify-isolation", "backup-job"})
 RETENTION_DAYS = 7  # the runbook keeps 7 days of backups
-
-
-@runtime_checkable
-class Sandbox(Protocol):
-    """What a target offers a restore test: names of its own, a scratch database, and a
-    record of everything created so it can all be removed (:class:`~drdrill.targets.live.LiveTarget`)."""
-
-    prefix: str
-    # The platform's backup job as its scheduler records it (None: the target cannot read one).
-    backup_job: BackupJobHealth | None
-    # drdrill's ownership mark on what this run creates.
-    mark: Mark
-    settings: LiveTargetSettings
-
-    @property
-    def dump_password(self) -> bytes: ...
-
-    def track_created(self, *, indices: list[str] = ..., repositories: list[str] = ...,
-                      directories: list[Path] = ...) -> None: ...
-
-    def scratch_db(self, platform: Platform, name: str) -> MetadataDb: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-    def tenant_stores(self, tenants: list[Tenant]) -> dict[Tenant, ObjectStore]: ...
-
-
-@dataclass
-class TenantPoint:
-    tenant: Tenant
-    newest: catalog.SnapshotEntry | None
-    chosen: catalog.SnapshotEntry | None  # the newest complete snapshot: what is restored
-    exposure_s: float | None
-
-
-@dataclass
-class DumpPoint:
-    entry: catalog.MetadataEntry
-    etag: str
-    exposure_s: float
 
 
 class RestoreTest(Session):
@@ -141,6 +99,7 @@ class RestoreTest(Session):
                 raise RestoreFailed(f"no tenant snapshot repository in bucket {platform.store.bucket} and no tenant "
                                     "in the platform's tenant list",
                                     hint="expected <org>/<namespace>/ prefixes holding index.latest or index-N")
+            anchor = self._anchor(platform, now)
             for tenant in sorted(set(in_bucket) | set(listed)):
                 if tenant not in in_bucket:
                     self.fail_and_go_on(ph, RestoreFailed(
@@ -154,14 +113,14 @@ class RestoreTest(Session):
                         "recovery-points", "warning", f"tenant path {tenant.repo_prefix} holds backups but no row "
                         "of the platform's tenant list names the tenant", "a deleted tenant's backups, or a "
                         "tenant the platform lost track of", {"scenario": self.scenario}))
-                point = self._tenant_point(tenant, now, ph)
+                point = self._tenant_point(tenant, now, ph, anchor)
                 if point is not None:
                     self.tenants.append(point)
-            self._dump_points(platform, now, ph)
+            self._dump_points(platform, now, ph, anchor)
             self._retention(now)
             self.notes["headroom"] = check_headroom(platform, [(p.tenant, p.chosen) for p in self.tenants
                                                                if p.chosen is not None])
-            self.notes["recovery_points"] = self._describe_points()
+            self.notes["recovery_points"] = describe_points(self.tenants, self.dumps)
 
     def _tenant_list(self, db: MetadataDb, where: str, ph: Any) -> dict[Tenant, list[str]]:
         """The platform's tenants and their indices (the reference for which tenants need a
@@ -177,13 +136,30 @@ class RestoreTest(Session):
             out.setdefault(tenant, []).append(index)
         return out
 
-    def _tenant_point(self, tenant: Tenant, now: datetime, ph: Any) -> TenantPoint | None:
+    def _anchor(self, platform: Platform, now: datetime) -> datetime | None:
+        """The night whose backup set is restored: the chosen whole-database dump's time (None:
+        the newest of everything, the default)."""
+        policy = self.settings.restore_point
+        dumps = sorted((e for e in catalog.metadata_entries(platform.store, layout.ALL_SCOPE)
+                        if e.scope == layout.ALL_SCOPE and e.complete), key=lambda e: e.taken_at)
+        chosen = pick([e.taken_at for e in dumps], policy, seed=self.drill_id, now=now,
+                      window=timedelta(days=RETENTION_DAYS))
+        self.notes["point"] = {"policy": policy, "seed": self.drill_id if policy == "random" else None,
+                               "night": dumps[chosen].taken_at.isoformat() if chosen is not None else None,
+                               "nights_in_window": len(dumps)}
+        return None if policy == "newest" or chosen is None else dumps[chosen].taken_at
+
+    def _tenant_point(self, tenant: Tenant, now: datetime, ph: Any, anchor: datetime | None) -> TenantPoint | None:
         try:
             entries = catalog.tenant_snapshots(self.platform.store, tenant)
         except BackupIntegrityError as exc:
             self.fail_and_go_on(ph, BackupIntegrityError(f"tenant {tenant}: {exc.message}", key=exc.key))
             return None
-        chosen = catalog.newest_complete_snapshot(entries)
+        newest_complete = chosen = catalog.newest_complete_snapshot(entries)
+        if anchor is not None:  # the chosen night's: the complete snapshot nearest to its dump
+            complete = [e for e in entries if e.complete]
+            found = nearest([e.started_at for e in complete], anchor)
+            chosen = complete[found] if found is not None else chosen
         newest = entries[-1] if entries else None
         hostile = [(i, layout.index_name_problem(i)) for i in (chosen.indices if chosen else ())]
         hostile = [(i, why) for i, why in hostile if why is not None]
@@ -198,25 +174,34 @@ class RestoreTest(Session):
             states = ", ".join(f"{e.name}={e.state}" for e in entries[-3:]) or "none at all"
             self.fail_and_go_on(ph, RestoreFailed(f"tenant {tenant} has no complete snapshot ({states})"))
             return TenantPoint(tenant, newest, None, None)
-        if newest is not None and newest is not chosen:
+        assert newest_complete is not None  # there is a complete one: chosen is not None
+        if newest is not None and newest is not newest_complete:
             self.fail_and_go_on(ph, RestoreFailed(
                 f"the newest snapshot of tenant {tenant}, {newest.name}, is {newest.state}: the latest backup is "
-                f"not a recovery point (the newest complete one is {chosen.name})",
+                f"not a recovery point (the newest complete one is {newest_complete.name})",
                 hint="check the backup job's log for that night"))
-        exposure = (now - chosen.started_at).total_seconds() if chosen.started_at else None
+        # Backup exposure is the newest complete point's age, whichever point is restored.
+        started = newest_complete.started_at
+        exposure = (now - started).total_seconds() if started else None
         if exposure is None or exposure > self.rpo_s:
             age = format_duration(exposure) if exposure is not None else "of unknown age"
             self.fail_and_go_on(ph, RestoreFailed(
                 f"tenant {tenant} has no complete snapshot within the RPO of {format_duration(self.rpo_s)}: "
-                f"the newest, {chosen.name}, is {age} old", hint="has the nightly backup job run for this tenant?"))
+                f"the newest, {newest_complete.name}, is {age} old",
+                hint="has the nightly backup job run for this tenant?"))
         return TenantPoint(tenant, newest, chosen, exposure)
 
-    def _dump_points(self, platform: Platform, now: datetime, ph: Any) -> None:
+    def _dump_points(self, platform: Platform, now: datetime, ph: Any, anchor: datetime | None) -> None:
         listed = {o.key: o.etag for o in platform.store.list(layout.METADATA_PREFIX)}
         scopes = layout.metadata_scopes(p.tenant for p in self.tenants)
         for scope in scopes:
             try:
-                entry = newest_dump(platform, scope)
+                entry = newest = newest_dump(platform, scope)
+                if anchor is not None:  # the chosen night's dump of this scope
+                    complete = [e for e in catalog.metadata_entries(platform.store, scope)
+                                if e.scope == scope and e.complete]
+                    found = nearest([e.taken_at for e in complete], anchor)
+                    entry = complete[found] if found is not None else newest
             except RestoreFailed as exc:
                 if scope == layout.ALL_SCOPE:
                     self.fail_and_go_on(ph, exc)
@@ -224,11 +209,11 @@ class RestoreTest(Session):
                     self.problems.append(Problem("recovery-points", "warning", f"organisation {scope}: {exc.message}",
                                                  evidence={"scenario": self.scenario}))
                 continue
-            exposure = (now - entry.taken_at).total_seconds()
+            exposure = (now - newest.taken_at).total_seconds()
             self.dumps[scope] = DumpPoint(entry, listed.get(entry.key, ""), exposure)
             if exposure > self.rpo_s:
                 self.fail_and_go_on(ph, RestoreFailed(
-                    f"the newest dump of {scope}, {entry.key}, is {format_duration(exposure)} old, beyond the RPO "
+                    f"the newest dump of {scope}, {newest.key}, is {format_duration(exposure)} old, beyond the RPO "
                     f"of {format_duration(self.rpo_s)}", hint="has the metadata backup job run?"))
 
     def _retention(self, now: datetime) -> None:
@@ -246,20 +231,6 @@ class RestoreTest(Session):
                 f"{len(gaps)} tenant(s) lack a complete snapshot on some of the last {RETENTION_DAYS} days "
                 f"(up to {worst} day(s) missing)", "the runbook keeps 7 days of nightly snapshots",
                 {"scenario": self.scenario, "tenants": gaps}))
-
-    def _describe_points(self) -> dict[str, Any]:
-        return {
-            "snapshots": [{"tenant": p.tenant.key, "snapshot": p.chosen.name if p.chosen else None,
-                           "uuid": p.chosen.uuid if p.chosen else None,
-                           "started_at": p.chosen.started_at.isoformat() if p.chosen and p.chosen.started_at else None,
-                           "newest": p.newest.name if p.newest else None,
-                           "newest_state": p.newest.state if p.newest else None,
-                           "age_seconds": None if p.exposure_s is None else round(p.exposure_s, 3)}
-                          for p in self.tenants],
-            "dumps": [{"scope": scope, "key": d.entry.key, "size_bytes": d.entry.size, "etag": d.etag,
-                       "checksum_record": d.entry.has_checksum, "taken_at": d.entry.taken_at.isoformat(),
-                       "age_seconds": round(d.exposure_s, 3)} for scope, d in self.dumps.items()],
-        }
 
     # --- 2. are they what they claim ------------------------------------------------------
 

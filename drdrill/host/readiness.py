@@ -3,6 +3,7 @@ state (and, for a service, its log's last lines and whether its process died).""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,11 @@ from drdrill.errors import DrdrillError, ServiceNotReady, WaitTimedOut
 from drdrill.host.tools import tail_text
 
 Probe = Callable[[], tuple[bool, str]]
+
+log = logging.getLogger(__name__)
+# A wait says how far it got at a steady pace: a person sees it from the first seconds, a CI log
+# is not flooded.
+SAY_EVERY_S = 5.0
 
 
 def wait_for(
@@ -32,6 +38,7 @@ def wait_for(
     of ``log_path`` or of what ``log_tail`` returns (a container's log)."""
     started = time.monotonic()
     last_state = "not probed yet"
+    said = started
     while True:
         try:
             ready, last_state = probe()
@@ -51,6 +58,9 @@ def wait_for(
             tail = log_tail() if log_tail is not None else tail_text(log_path, 30) if log_path else ""
             raise ServiceNotReady(what, elapsed if code is not None else timeout_s, last_state, tail,
                                   hint=hint or (f"see {log_path}" if log_path else None))
+        if elapsed - (said - started) >= SAY_EVERY_S:
+            said = time.monotonic()
+            log.info("waiting for %s (%.0fs of at most %.0fs): %s", what, elapsed, timeout_s, last_state[:160])
         time.sleep(interval_s)
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from drdrill.errors import ProvisionError, ToolMissing
+from drdrill.errors import ExtraMissing, ProvisionError, ToolMissing
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +153,12 @@ def go_install(cache_dir: Path, name: str, package: str, version: str, *, produc
         shutil.rmtree(binary.parent, ignore_errors=True)
         os.replace(staging, binary.parent)
     return binary
+
+
+def require_module(module: str, extra: str, why: str) -> None:
+    """An optional part of drdrill that this work needs: installed, or a usage error naming the
+    extra that brings it (``pip install 'drdrill[extra]'``)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ExtraMissing(extra, f"{why}: the Python package {module!r} is not installed")

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from drdrill.core.durations import format_duration
+from drdrill.core.evidenced import objective_results
 from drdrill.core.report import Report
 from drdrill.core.timeline import Event, Phase
 
@@ -56,7 +57,7 @@ def scenario_groups(report: Report) -> dict[str, Any]:
         events = [e for e in report.events if first is not None and last is not None and first <= e.offset <= last]
         groups.append({
             "scenario": scenario, "phases": phases, "timeline": timeline_view(phases, events) if phases else None,
-            "tenants": [t for t in report.tenants if f"{t.org_id}/{t.namespace}" in scenario.tenants],
+            "tenants": scenario.tenants, "objectives": objective_results(scenario, report.objectives),
         })
     run_phases = [p for p in report.phases if p.detail not in names]
     claimed = {id(e) for g in groups if g["timeline"] for e in report.events
@@ -67,16 +68,32 @@ def scenario_groups(report: Report) -> dict[str, Any]:
 
 
 def objective_bars(report: Report) -> list[dict[str, Any]]:
-    """Achieved vs target for RTO and RPO, each scaled to the larger of the two."""
-    rows = []
-    for name, achieved, target in (("RTO", report.achieved.rto_seconds, report.objectives.rto_seconds),
-                                   ("RPO", report.achieved.rpo_seconds, report.objectives.rpo_seconds)):
-        scale = 500 / max(target, achieved or 0.0, 0.001)
-        rows.append({"name": name, "achieved": dur(achieved), "target": dur(target),
-                     "achieved_w": 0 if achieved is None else max(round(achieved * scale, 1), 1.5),
-                     "target_w": round(target * scale, 1),
-                     "state": "unmeasured" if achieved is None else ("over" if achieved > target else "ok")})
-    return rows
+    """Achieved vs target for RTO and RPO, each scaled to the larger of the two: the run's when
+    its recovery scenarios share their objectives, else one per scenario against its own.
+    ``state`` fails closed: "ok" only where every scenario's check of it ran and passed."""
+    recoveries = [s for s in report.scenarios if not s.expected_failure]
+    own = {s.objectives or report.objectives for s in recoveries}
+    rows: list[tuple[str, float | None, float, str]] = []
+    if len(own) > 1:
+        for scenario in recoveries:
+            rows += [(f"{r.name} · {scenario.name}", r.value, r.target, _STATE[r.status])
+                     for r in objective_results(scenario, report.objectives)]
+    else:
+        results = [objective_results(s, report.objectives) for s in recoveries]
+        for n, (name, achieved, target) in enumerate((
+                ("RTO", report.achieved.rto_seconds, report.objectives.rto_seconds),
+                ("RPO", report.achieved.rpo_seconds, report.objectives.rpo_seconds))):
+            statuses = {r[n].status for r in results}
+            state = ("unmeasured" if achieved is None else "over" if achieved > target or "failed" in statuses
+                     else "not evidenced" if "not evidenced" in statuses else "ok")
+            rows.append((name, achieved, target, state))
+    return [{"name": name, "achieved": dur(achieved), "target": dur(target),
+             "achieved_w": 0 if achieved is None else max(round(achieved * 500 / max(target, achieved, 0.001), 1), 1.5),
+             "target_w": round(target * 500 / max(target, achieved or 0.0, 0.001), 1), "state": state}
+            for name, achieved, target, state in rows]
+
+
+_STATE = {"passed": "ok", "failed": "over", "not evidenced": "not evidenced"}
 
 
 def trend_view(report: Report) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from drdrill.core.clock import to_iso
+from drdrill.core.evidenced import objective_results
 from drdrill.core.history import HistoryFormatError, last_entry, make_line, sha256_hex, verify_chain
 from drdrill.core.report import Report, ReportFormatError, redact
 from drdrill.errors import HarnessError, UsageError
@@ -75,7 +76,8 @@ class WrittenReport:
 
 
 def render_markdown(report: Report) -> str:
-    return _templates().get_template("report.md.j2").render(r=report, groups=scenario_groups(report))
+    return _templates().get_template("report.md.j2").render(r=report, groups=scenario_groups(report),
+                                                            objective_bars=objective_bars(report))
 
 
 def render_html(report: Report) -> str:
@@ -90,6 +92,10 @@ _XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def _x(text: str) -> str:
     # ElementTree escapes markup but not control characters, which XML 1.0 forbids.
     return _XML_BAD.sub("?", text)
+
+
+# A check the drill never made is skipped, with its reason: never passed, never failed.
+_JUNIT_OUTCOME = {"passed": "passed", "failed": "failed", "not evidenced": "skipped", "not verified": "skipped"}
 
 
 def render_junit(report: Report) -> bytes:
@@ -120,21 +126,22 @@ def render_junit(report: Report) -> bytes:
         ]
         message = "\n".join(filter(None, [p.error or p.detail or f"phase {p.status}", *related]))
         case("drdrill.phase", p.name, outcome, message, p.duration_seconds)
-    for bar in objective_bars(report):
-        outcome = "passed" if bar["state"] == "ok" else "failed"
-        case(
-            "drdrill.objective",
-            bar["name"],
-            outcome,
-            f"{bar['name']} {bar['achieved']} vs target {bar['target']}",
-        )
+    if report.scenarios:
+        # Each scenario against its own objectives; a fault scenario has none to meet.
+        for s in report.scenarios:
+            for r in [] if s.expected_failure else objective_results(s, report.objectives):
+                case("drdrill.objective", f"{s.name}: {r.label}", _JUNIT_OUTCOME[r.status], r.reason)
+    else:
+        for bar in objective_bars(report):
+            case("drdrill.objective", bar["name"], {"ok": "passed", "over": "failed"}.get(bar["state"], "skipped"),
+                 f"{bar['name']} {bar['achieved']} vs target {bar['target']}")
     for t in report.tenants:
         for i in t.indices:
             case(
                 "drdrill.verify",
-                f"{t.org_id}/{t.namespace}/{i.name} document count",
-                "passed" if i.ok else "failed",
-                f"expected {i.docs_expected} documents, restored {i.docs_restored}",
+                f"{t.scenario + ': ' if t.scenario else ''}{t.org_id}/{t.namespace}/{i.name} document count",
+                _JUNIT_OUTCOME[i.status or "not verified"],
+                i.reason or f"expected {i.docs_expected} documents, restored {i.docs_restored}",
             )
     for s in report.scenarios:
         verdict = s.verdict or s.status
@@ -160,7 +167,9 @@ def summary_text(report: Report, report_path: str | os.PathLike[str] | None = No
         + (" (incomplete)" if report.incomplete else "")
     ]
     for bar in objective_bars(report):
-        lines.append(f"  {bar['name']:<4} {bar['achieved']:<16} target {bar['target']:<10} {bar['state']}")
+        lines.append(f"  {bar['name']:<4} {bar['achieved']:<16} target {bar['target']:<10} {bar['state']}"
+                     if len(bar["name"]) <= 4 else
+                     f"  {bar['name']}: {bar['achieved']}, target {bar['target']}, {bar['state']}")
     if a.backup_exposure_seconds is not None:
         lines.append(f"  backup exposure {dur(a.backup_exposure_seconds)}")
     if report.verdict != "passed":
@@ -169,8 +178,11 @@ def summary_text(report: Report, report_path: str | os.PathLike[str] | None = No
         lines.append("Scenarios:")
         for s in report.scenarios:
             verdict = (s.verdict or s.status).upper()
+            own = s.objectives or report.objectives
             why = "expected failure, diagnosed" if s.expected_failure and s.verdict == "passed" else \
-                f"RTO {dur(s.achieved.rto_seconds)}, RPO {dur(s.achieved.rpo_seconds)}"
+                f"RTO {dur(s.achieved.rto_seconds)}, RPO {dur(s.achieved.rpo_seconds)}" + (
+                    "" if own == report.objectives else
+                    f"; its objectives RTO {dur(own.rto_seconds)}, RPO {dur(own.rpo_seconds)}")
             lines.append(f"  {verdict:<7} {s.name} ({why})")
     lines.append("Phases:")
     width = max((len(p.name) for p in report.phases), default=0)
@@ -313,10 +325,16 @@ def history_summary(report: Report) -> dict[str, Any]:
     """What a trend needs from a drill without opening its report."""
     a = report.achieved
     return {"target": report.target, "rto_seconds": a.rto_seconds, "rpo_seconds": a.rpo_seconds,
-            "backup_exposure_seconds": a.backup_exposure_seconds, "tenants": len(report.tenants),
+            "backup_exposure_seconds": a.backup_exposure_seconds, "tenants": len({t.key for t in report.tenants}),
             "documents": sum(i.docs_restored or 0 for t in report.tenants for i in t.indices),
             "objectives": {"rto_seconds": report.objectives.rto_seconds,
-                           "rpo_seconds": report.objectives.rpo_seconds}}
+                           "rpo_seconds": report.objectives.rpo_seconds},
+            # Each scenario against its own objectives: a run may mix "RTO 5m" with the runbook's.
+            "scenarios": [{"name": s.name, "verdict": s.verdict or s.status, "rto_seconds": s.achieved.rto_seconds,
+                           "rpo_seconds": s.achieved.rpo_seconds,
+                           "objectives": {"rto_seconds": (s.objectives or report.objectives).rto_seconds,
+                                          "rpo_seconds": (s.objectives or report.objectives).rpo_seconds}}
+                          for s in report.scenarios]}
 
 
 def _relative(directory: Path, base: Path) -> str:

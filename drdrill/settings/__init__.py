@@ -29,6 +29,7 @@ from drdrill.core.durations import parse_duration
 from drdrill.core.kdf import RECOMMENDED_PBKDF2_ITERATIONS, RUNBOOK_DEFAULT, KdfSpec
 from drdrill.core.layout import Tenant, check_unambiguous
 from drdrill.core.objectives import Objectives
+from drdrill.core.points import Policy, check_policy
 from drdrill.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -215,6 +216,9 @@ class DrillSettings:
     evidence_key_env: str | None = None
     # Tenants restored at once (runbook step 4): see DEFAULT_RESTORE_CONCURRENCY.
     restore_concurrency: int = DEFAULT_RESTORE_CONCURRENCY
+    # Which recovery point the live restore test restores: newest, oldest (in the retention
+    # window) or random (seeded by the drill id).
+    restore_point: Policy = "newest"
     # The containers target's images (see ContainerImages).
     images: ContainerImages = field(default_factory=ContainerImages)
 
@@ -249,6 +253,7 @@ _KNOWN = {
     "history": {"path"},
     "evidence": {"key_file", "key_env"},
     "restore": {"concurrency"},
+    "restore_test": {"point"},
     "containers": {"elasticsearch_image", "minio_image", "postgres_image"},
 }
 
@@ -347,6 +352,9 @@ def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str 
     restore = _section(raw, "restore", source)
     if restore:
         changes["restore_concurrency"] = _typed(restore, "concurrency", base.restore_concurrency, int, "restore")
+    restore_test = _section(raw, "restore_test", source)
+    if restore_test:
+        changes["restore_point"] = check_policy(restore_test.get("point", base.restore_point), "restore_test.point")
     containers = _section(raw, "containers", source)
     if containers:
         changes["images"] = ContainerImages(**{

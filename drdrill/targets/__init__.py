@@ -23,11 +23,11 @@ def make_target(name: str, paths: Paths, stack_settings: StackSettings, settings
     way (whether it may be destroyed is :func:`check_destruction_allowed`'s to say)."""
     if name == "local":
         from drdrill.targets.local.stack import LocalStack
-        from drdrill.targets.stack_target import LocalDrillTarget
+        from drdrill.targets.stack_target import StackDrillTarget
 
         if stack is not None:
-            return LocalDrillTarget(LocalStack(paths, stack_settings, stack_name=stack), owned=False)
-        return LocalDrillTarget(LocalStack(paths, stack_settings, stack_name=f"drill-{drill_id}"), owned=True)
+            return StackDrillTarget(LocalStack(paths, stack_settings, stack_name=stack), owned=False)
+        return StackDrillTarget(LocalStack(paths, stack_settings, stack_name=f"drill-{drill_id}"), owned=True)
     if name == "containers":
         from drdrill.targets.containers.stack import ContainerStack
         from drdrill.targets.containers.target import ContainersDrillTarget

@@ -1,5 +1,6 @@
-"""The local target: real Elasticsearch, MinIO and PostgreSQL processes on loopback
-(:mod:`drdrill.stack`), started for a drill or already running (``--stack``)."""
+"""A target over a stack drdrill drives (:class:`DrillStack`: the local processes, the
+containers, the platform's namespace on Kubernetes), started for a drill or already running
+(``--stack``): the verbs every stack-backed place shares."""
 
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ class DrillStack(Protocol):
     def down(self, *, purge: bool = False) -> list[str]: ...
 
 
-class LocalDrillTarget:
-    """The local stack. ``owned``: started for this drill and torn down after it."""
+class StackDrillTarget:
+    """A target over a stack drdrill drives (local processes; containers and Kubernetes subclass
+    it). ``owned``: started for this drill and torn down after it."""
 
     name = "local"
 

@@ -301,7 +301,8 @@ def test_backup_set_writes_only_under_its_tenants_and_metadata_prefixes(platform
     for dump in result.metadata:
         [entry] = [e for e in catalog.metadata_entries(store, dump.scope) if e.key == dump.key]
         assert (entry.scope, entry.taken_at, entry.size) == (dump.scope, at, dump.size_bytes)
-        assert entry.has_checksum and entry.drdrill_naming
+        # The runbook's name (YYYYMMDD_HHMMSS), drdrill's record beside it.
+        assert entry.has_checksum and entry.complete and not entry.iso_naming
         body = store.get_bytes(dump.key)
         assert body.startswith(crypto.MAGIC)
         assert hashlib.sha256(body).hexdigest() == dump.sha256
@@ -472,7 +473,7 @@ def test_retention_over_a_simulated_fortnight_on_the_real_store(platform, seed, 
     after = listing(store, org_prefix)
     assert set(after) == {k for at in recent for k in dump_keys[at]} | set(foreign)
     assert {k: after[k] for k in foreign} == foreign_listed
-    assert [e.key for e in catalog.metadata_entries(store, tenant.org_id) if e.drdrill_naming] == [
+    assert [e.key for e in catalog.metadata_entries(store, tenant.org_id) if e.key != platform_dump] == [
         dump_keys[at][0] for at in recent]
 
     # The newest snapshot restores from what MinIO still holds (the blobs it shares with the

@@ -37,6 +37,18 @@ def files(tmp_path):
     (tmp_path / "bad.feature").write_text("Scenario without a feature\n  Given nothing\n")
     (tmp_path / "unknown-step.feature").write_text("Feature: f\n  Scenario: s\n    Given a unicorn grazes\n")
     (tmp_path / "notes.txt").write_text("not gherkin")
+    steps = {"bad-rto": "Given the objectives are RTO 5 minutes and RPO 1h",
+             "bad-tenant": 'When tenant "Org_1/ns1" loses its data',
+             "bad-throttle": "When the operator sets the recovery throttle to fast",
+             "bad-nights": "Given the nightly backup has run on each of the last 0 nights",
+             "bad-version": "Given the platform runs Elasticsearch 7.10.2",
+             "containers-only": "When the object store is cut off from the network"}
+    for name, step in steps.items():
+        (tmp_path / f"{name}.feature").write_text(f"Feature: f\n  Scenario: s\n    {step}\n")
+    (tmp_path / "bad-table.feature").write_text(
+        "Feature: f\n  Scenario: s\n    Given the platform holds these tenants:\n"
+        "      | org_id | namespace | indices | documents |\n      | org1 | ns1 | 1 | 10 |\n"
+        "      | org1 | ns2 | 2 | 10 |\n")
     (tmp_path / "a-file").write_text("x")
     done = tmp_path / "done"
     done.mkdir()
@@ -97,6 +109,17 @@ CASES = {
     "config file missing": (["run", "--config", "{tmp}/none.toml"], ["none.toml", "not found"]),
     "config file not toml": (["run", "--config", "{tmp}/notes.txt"], ["notes.txt", "TOML"]),
     "keep days zero": (["backups", "prune", "--stack", "no-such-stack", "--keep-days", "0"], ["--keep-days"]),
+    # Every step argument is parsed when the run is planned: validate and run refuse alike, naming the line.
+    "step duration malformed": (["run", "{tmp}/bad-rto.feature"], ["bad-rto.feature:3", "5 minutes", "hint:"]),
+    "step duration malformed (validate)": (["validate", "{tmp}/bad-rto.feature"], ["bad-rto.feature:3", "5 minutes"]),
+    "step tenant malformed": (["validate", "{tmp}/bad-tenant.feature"], ["bad-tenant.feature:3", "Org_1"]),
+    "step throttle malformed": (["run", "{tmp}/bad-throttle.feature"], ["bad-throttle.feature:3", "byte rate"]),
+    "step nights zero": (["run", "{tmp}/bad-nights.feature"], ["bad-nights.feature:3", "nights"]),
+    "step es version unsupported": (["run", "{tmp}/bad-version.feature"], ["bad-version.feature:3", "7.10.2"]),
+    "step table of two sizes": (["validate", "{tmp}/bad-table.feature"], ["bad-table.feature:3", "same whole"]),
+    "step needs containers": (["validate", "{tmp}/containers-only.feature"],
+                              ["--target containers", "containers-only.feature:3"]),
+    "validate on a stack not up": (["validate", "--stack", "no-such-stack"], ["no-such-stack", "not up"]),
 }
 
 

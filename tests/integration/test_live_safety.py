@@ -10,11 +10,13 @@ left as it was found.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -331,3 +333,30 @@ def test_a_restore_that_would_cross_the_high_watermark_is_refused(staging, tmp_p
     said = result.stdout + result.stderr
     assert "would cross the high disk watermark" in said and "KiB" in said and "GiB" in said
     assert not any(i.startswith("drdrill-") for i in staging.fingerprint()["indices"])  # type: ignore[union-attr]
+
+
+# --- which recovery point (last: it adds a second night to staging) ------------------------------
+
+
+def test_the_oldest_kept_point_is_restored_when_asked(staging, tmp_path):
+    """Two nights kept: `point = "oldest"` restores the first night's dump and every tenant's
+    snapshot of that night, while the backup exposure still reads the newest."""
+    first_dump = max(o.key for o in staging.store.list("metadata/all/"))
+    time.sleep(3)  # the second night is clearly later than the first one's dump
+    for tenant in TENANTS:
+        staging.job("snapshot", tenant, "nightly-2026.11.27-0200")
+    time.sleep(1)
+    second_dump = staging.job("dump", "all")
+    assert second_dump > first_dump
+    config = tmp_path / "oldest.toml"
+    config.write_text(staging.config.read_text() + '\n[restore_test]\npoint = "oldest"\n')
+    report_dir = tmp_path / "oldest"
+    result = staging.drdrill("run", "--target", "live", "--config", str(config), "--report-dir", str(report_dir),
+                             "--project-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    notes = json.loads((report_dir / "report.json").read_text())["evidence"]["notes"]["restore_test"]
+    assert notes["point"]["policy"] == "oldest" and notes["point"]["nights_in_window"] == 2
+    points = notes["recovery_points"]
+    assert {p["snapshot"] for p in points["snapshots"]} == {"nightly-2026.11.26-0200"}
+    assert {p["newest"] for p in points["snapshots"]} == {"nightly-2026.11.27-0200"}
+    assert next(d["key"] for d in points["dumps"] if d["scope"] == "all") == first_dump

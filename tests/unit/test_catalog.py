@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -234,6 +234,7 @@ def test_discover_tenants_and_metadata_entries():
     ours = layout.metadata_key("org1", at)
     unchecked = layout.metadata_key("all", at)
     platform_dump = "metadata/org1/metadata_backup_org1_20261031_020000.sql.enc"
+    earlier_release = layout.metadata_key("all", at - timedelta(days=1), iso_naming=True)  # drdrill's old name
     store = MemoryStore({
         **_repo(1, repository_data()),
         "org2/ns7/index-0": b"{}",
@@ -241,15 +242,19 @@ def test_discover_tenants_and_metadata_entries():
         "notes/readme/x": b"",
         ours: b"Salted__x", layout.checksum_key(ours): b"sum",
         unchecked: b"Salted__y",
-        platform_dump: b"Salted__z", layout.checksum_key(platform_dump): b"sum",
+        platform_dump: b"Salted__z",
+        earlier_release: b"Salted__w",
         "metadata/org1/someone_elses_dump.sql.enc": b"?",
     }, tags={ours: {"created-by": "drdrill"}, unchecked: {"created-by": "drdrill"}})
     assert catalog.discover_tenants(store) == [Tenant("org1", "ns1"), Tenant("org2", "ns7")]
     entries = {e.key: e for e in catalog.metadata_entries(store)}
-    assert set(entries) == {ours, unchecked, platform_dump}
-    assert (entries[ours].has_checksum, entries[ours].drdrill_naming, entries[ours].taken_at) == (True, True, at)
-    assert entries[unchecked].has_checksum is False
-    assert entries[platform_dump].drdrill_naming is False
+    assert set(entries) == {ours, unchecked, platform_dump, earlier_release}
+    assert (entries[ours].has_checksum, entries[ours].complete, entries[ours].taken_at) == (True, True, at)
+    # Named alike: drdrill's tag tells its unfinished dump from the platform's (which has no record).
+    assert entries[unchecked].has_checksum is False and not entries[unchecked].complete
+    assert entries[platform_dump].complete and not entries[platform_dump].needs_checksum
+    # drdrill's earlier ISO name needs no tag to be known as drdrill's: without its record, unfinished.
+    assert not entries[earlier_release].complete
     assert [e.key for e in catalog.metadata_entries(store, "org1")] == [platform_dump, ours]
 
     tagged = {(TENANT.key, "drdrill-20261101t020000z")}
@@ -264,6 +269,7 @@ def test_discover_tenants_and_metadata_entries():
     # drdrill's name and tag, but no checksum record: an interrupted drdrill backup.
     assert not points[unchecked].complete and points[unchecked].extra_keys == ()
     assert not points[platform_dump].created_by_drdrill and points[platform_dump].complete
+    assert not points[earlier_release].created_by_drdrill  # untagged
 
     untagged = MemoryStore(store.objects)  # the same objects, nobody's tags
     assert not any(p.created_by_drdrill for p in catalog.recovery_points(untagged, [TENANT]))

@@ -150,4 +150,9 @@ def test_signed_lines_name_a_bad_or_missing_signature():
     assert "does not hold" in verify_chain([first, json.dumps(forged)], check_signature=check)[0]
     unsigned = make_line(drill_id="c", finished_at=None, verdict="passed", report_bytes=b"c", previous_line=second)
     assert verify_chain([first, second, unsigned], check_signature=check, require_signatures=True) == [
-        "line 3 (c): not signed"]
+        "line 3 (c): not signed, although lines before it are (signature removed, or signing switched off)"]
+    # A history from before signing began: its unsigned lines are not tampering.
+    old = make_line(drill_id="o", finished_at=None, verdict="passed", report_bytes=b"o", previous_line=None)
+    signed_after = make_line(drill_id="p", finished_at=None, verdict="passed", report_bytes=b"p", previous_line=old,
+                             sign=sign)
+    assert verify_chain([old, signed_after], check_signature=check, require_signatures=True) == []

@@ -117,9 +117,18 @@ def test_non_timestamps_do_not_parse(text: str) -> None:
 # --- metadata dumps --------------------------------------------------------------------------
 
 
-def test_metadata_keys_follow_the_design() -> None:
-    assert metadata_key("all", NIGHT) == "metadata/all/metadata_backup_all_20261124T020000Z.sql.enc"
-    assert metadata_key("org1", NIGHT) == "metadata/org1/metadata_backup_org1_20261124T020000Z.sql.enc"
+def test_metadata_keys_follow_the_runbook() -> None:
+    assert metadata_key("all", NIGHT) == "metadata/all/metadata_backup_all_20261124_020000.sql.enc"
+    assert metadata_key("org1", NIGHT) == "metadata/org1/metadata_backup_org1_20261124_020000.sql.enc"
+    # What drdrill's earlier releases wrote, still read.
+    assert metadata_key("all", NIGHT, iso_naming=True) == "metadata/all/metadata_backup_all_20261124T020000Z.sql.enc"
+
+
+def test_dumps_of_both_namings_order_by_time() -> None:
+    keys = [metadata_key("all", NIGHT + timedelta(hours=h), iso_naming=h % 2 == 0) for h in (3, 0, 2, 1)]
+    parsed = sorted((parse_metadata_key(k) for k in keys), key=lambda d: d.taken_at)  # type: ignore[union-attr]
+    assert [d.taken_at.hour for d in parsed if d] == [2, 3, 4, 5]
+    assert [d.iso_naming for d in parsed if d] == [True, False, True, False]
 
 
 @pytest.mark.parametrize("scope", ["metadata", "Org", "", "a/b"])
@@ -133,15 +142,17 @@ def test_metadata_keys_round_trip(scope: str) -> None:
     key = metadata_key(scope, NIGHT)
     parsed = parse_metadata_key(key)
     assert parsed is not None
-    assert (parsed.scope, parsed.taken_at, parsed.key, parsed.drdrill_naming) == (scope, NIGHT, key, True)
+    assert (parsed.scope, parsed.taken_at, parsed.key, parsed.iso_naming) == (scope, NIGHT, key, False)
+    old = parse_metadata_key(metadata_key(scope, NIGHT, iso_naming=True))
+    assert old is not None and (old.scope, old.taken_at, old.iso_naming) == (scope, NIGHT, True)
 
 
-def test_dumps_named_by_the_platform_scripts_are_recognised_but_marked_as_not_ours() -> None:
+def test_dumps_named_by_the_platform_scripts_are_recognised() -> None:
     parsed = parse_metadata_key("metadata/org1/metadata_backup_org1_20261124_020000.sql.enc")
     assert parsed is not None
     assert parsed.scope == "org1"
     assert parsed.taken_at == NIGHT
-    assert parsed.drdrill_naming is False
+    assert parsed.iso_naming is False
 
 
 @pytest.mark.parametrize(
@@ -167,7 +178,7 @@ def test_checksum_record_is_sha256sum_format_and_round_trips() -> None:
     digest = hashlib.sha256(b"ciphertext").hexdigest()
     record = checksum_record(digest.upper(), key)
     assert checksum_key(key) == key + ".sha256"
-    assert record == f"{digest}  metadata_backup_all_20261124T020000Z.sql.enc\n"
+    assert record == f"{digest}  metadata_backup_all_20261124_020000.sql.enc\n"
     assert parse_checksum_record(record, key) == digest
 
 
@@ -181,7 +192,7 @@ def test_checksum_record_for_another_file_is_an_integrity_error() -> None:
     key = metadata_key("all", NIGHT)
     other = metadata_key("all", NIGHT - timedelta(days=1))
     record = checksum_record(hashlib.sha256(b"x").hexdigest(), other)
-    with pytest.raises(BackupIntegrityError, match="expected 'metadata_backup_all_20261124T020000Z") as info:
+    with pytest.raises(BackupIntegrityError, match="expected 'metadata_backup_all_20261124_020000") as info:
         parse_checksum_record(record, key)
     assert info.value.key == checksum_key(key)
 
@@ -335,10 +346,10 @@ def test_tenant_sets_whose_index_names_collide_are_ambiguous():
 
 def test_the_platform_scripts_dump_name_parses_back():
     at = datetime(2026, 11, 24, 2, 0, 5, tzinfo=UTC)
-    key = metadata_key("all", at, script_naming=True)
+    key = metadata_key("all", at)
     assert key == "metadata/all/metadata_backup_all_20261124_020005.sql.enc"
     parsed = parse_metadata_key(key)
-    assert parsed is not None and parsed.taken_at == at and not parsed.drdrill_naming
+    assert parsed is not None and parsed.taken_at == at and not parsed.iso_naming
 
 
 # --- one definition of a complete recovery point ------------------------------------------
@@ -357,7 +368,7 @@ def test_snapshot_completeness(args, complete):
 def test_dump_completeness():
     from drdrill.core.completeness import dump_is_complete
 
-    assert dump_is_complete(100, has_checksum=True, drdrill_naming=True)
-    assert not dump_is_complete(100, has_checksum=False, drdrill_naming=True)  # drdrill's, interrupted
-    assert dump_is_complete(100, has_checksum=False, drdrill_naming=False)  # the platform's: never a record
-    assert not dump_is_complete(0, has_checksum=True, drdrill_naming=True)
+    assert dump_is_complete(100, has_checksum=True, needs_checksum=True)
+    assert not dump_is_complete(100, has_checksum=False, needs_checksum=True)  # drdrill's, interrupted
+    assert dump_is_complete(100, has_checksum=False, needs_checksum=False)  # the platform's: never a record
+    assert not dump_is_complete(0, has_checksum=True, needs_checksum=True)

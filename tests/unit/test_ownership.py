@@ -170,7 +170,8 @@ def test_a_restore_is_refused_where_it_would_cross_the_high_watermark():
 def test_the_step_library_declares_what_needs_a_destructive_target():
     from pytest_bdd.steps import step_function_context_registry
 
-    from drdrill.drill.features import BUNDLED_STEPS, is_destructive_step, step_modules
+    from drdrill.drill.features import BUNDLED_STEPS, step_modules
+    from drdrill.drill.step_args import is_destructive as is_destructive_step
 
     step_modules(__import__("pathlib").Path("/nonexistent"))
     by_module: dict[str, set[bool]] = {}

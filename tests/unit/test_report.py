@@ -82,7 +82,7 @@ def test_to_dict_carries_the_contract_fields():
         "incomplete", "weaknesses", "events", "forecast", "scenarios",
     ):  # fmt: skip
         assert key in d
-    assert d["schema_version"] == SCHEMA_VERSION == 1
+    assert d["schema_version"] == SCHEMA_VERSION == 2
     assert d["objectives"] == {"rto_seconds": 1800, "rpo_seconds": 86400}
     assert set(d["achieved"]) == {"rto_seconds", "rpo_seconds", "backup_exposure_seconds"}
     phase = d["phases"][1]
@@ -90,7 +90,7 @@ def test_to_dict_carries_the_contract_fields():
     assert phase["status"] == "failed" and phase["duration_seconds"] == 95.5
     assert d["started_at"] == "2025-03-01T02:00:00.000Z"
     tenant = d["tenants"][0]
-    assert tenant["indices"][0] == {"name": "logs", "docs_expected": 100, "docs_restored": 99}
+    assert tenant["indices"][0] == {"name": "logs", "docs_expected": 100, "docs_restored": 99, "status": "failed"}
     assert d["problems"][0]["kind"] == "failed"
 
 

@@ -34,10 +34,12 @@ def nightly_set(at: datetime) -> list[RecoveryPoint]:
 
 def platform_points(at: datetime) -> list[RecoveryPoint]:
     """What the platform's own nightly job leaves in the same bucket: never drdrill's to delete."""
-    key = f"metadata/all/metadata_backup_all_{at:%Y%m%d_%H%M%S}.sql.enc"
+    # The runbook's name, as drdrill's own dumps have, but a minute later (one key, one object)
+    # and without a checksum record (the platform's job writes none).
+    key = f"metadata/all/metadata_backup_all_{at + timedelta(minutes=1):%Y%m%d_%H%M%S}.sql.enc"
     return [
         RecoveryPoint("snapshot", "org1/ns1", f"nightly-{at:%Y.%m.%d}", at, True, False),
-        RecoveryPoint.metadata(key, complete=True, created_by_drdrill=False),
+        RecoveryPoint.metadata(key, complete=True, created_by_drdrill=False, has_checksum=False),
     ]
 
 
@@ -167,11 +169,12 @@ def test_complete_points_tied_as_newest_are_both_kept() -> None:
             RecoveryPoint("snapshot", "org1/ns1", snapshot_name(night(0)), night(0), True, False),
             "not created by drdrill (never deleted)",
         ),
-        (  # the platform scripts' timestamp format: recognised as a dump, but not drdrill's
+        (  # the runbook's name without drdrill's checksum record: the platform job's, even if tagged
             RecoveryPoint.metadata(
                 "metadata/all/metadata_backup_all_20261110_020000.sql.enc",
                 complete=True,
                 created_by_drdrill=True,
+                has_checksum=False,
             ),
             "name does not follow drdrill's naming (never deleted)",
         ),
@@ -232,11 +235,11 @@ def test_metadata_point_from_a_key_without_checksum() -> None:
 def test_describe_lists_deletions_with_age_then_what_is_kept_and_why() -> None:
     old, new, snapshot = dump("all", night(0)), dump("all", night(13)), snap("org1/ns1", night(2))
     plan = plan_retention([new, snapshot, old], night(14) + timedelta(hours=5, minutes=30))
-    key = "metadata/all/metadata_backup_all_20261110T020000Z.sql.enc"
+    key = "metadata/all/metadata_backup_all_20261110_020000.sql.enc"
     assert plan.describe() == [
-        f"would delete {key} (14d 5h old) with {key}.sha256",
-        "keep metadata/all/metadata_backup_all_20261123T020000Z.sql.enc (1d 5h old): within 7 days",
-        "keep snapshot drdrill-20261112t020000z of org1/ns1 (12d 5h old): newest complete backup of org1/ns1",
+        f"would delete {key} (14d 05h old) with {key}.sha256",
+        "keep metadata/all/metadata_backup_all_20261123_020000.sql.enc (29h 30m old): within 7 days",
+        "keep snapshot drdrill-20261112t020000z of org1/ns1 (12d 05h old): newest complete backup of org1/ns1",
     ]
 
 
@@ -248,9 +251,11 @@ def test_points_from_the_future_are_kept_and_said_to_be() -> None:
     ]
 
 
-def test_format_age_floors_to_hours() -> None:
-    assert format_age(timedelta(days=3, hours=5, minutes=59)) == "3d 5h"
-    assert format_age(timedelta(0)) == "0d 0h"
+def test_ages_print_as_every_duration_does() -> None:
+    assert format_age(timedelta(days=3, hours=5, minutes=59)) == "3d 05h"
+    assert format_age(timedelta(hours=25, minutes=3)) == "25h 03m"
+    assert format_age(timedelta(0)) == "0.00s"
+    assert format_age(timedelta(seconds=-1)) == "in the future"
 
 
 # --- bad input ----------------------------------------------------------------------------

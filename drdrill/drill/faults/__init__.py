@@ -73,17 +73,13 @@ def dump_corrupted(drill: Drill) -> None:
 
 
 def dump_truncated(drill: Drill) -> None:
-    """Half the dump under the platform script's name and no checksum record: what an
-    interrupted run of the platform's own job (which writes none) leaves behind."""
+    """Half the dump, without drdrill's tag and without a checksum record: what an interrupted
+    run of the platform's own job (which writes neither) leaves behind under the same name."""
     key = _newest_all_dump(drill)
     store = drill.platform.store
-    dump = layout.parse_metadata_key(key)
-    assert dump is not None
-    script_key = layout.metadata_key(dump.scope, dump.taken_at, script_naming=True)
-    drill.target.track_written(keys=[script_key])
     data = store.get_bytes(key)
-    store.put_bytes(script_key, data[: (len(data) // 2) // 16 * 16])
-    store.delete([key, layout.checksum_key(key)])
+    store.put_bytes(key, data[: (len(data) // 2) // 16 * 16])  # no tags: the platform's job's object
+    store.delete([layout.checksum_key(key)])
 
 
 def dump_deleted(drill: Drill) -> None:

@@ -31,6 +31,7 @@ from drdrill.adapters.postgres import PgConn
 from drdrill.adapters.toxiproxy import STORE_PROXY, Toxic, Toxiproxy
 from drdrill.errors import EngineMissing, StackError, UsageError
 from drdrill.host.readiness import wait_for
+from drdrill.host.tools import require_module
 from drdrill.host.users import current_user, ensure_service_user
 from drdrill.provision.images import PG_MAJOR, ImageBuilder
 from drdrill.provision.postgres import find_pg_bindir
@@ -68,6 +69,7 @@ class ContainerStack(StackWorkdir):
     def __init__(self, paths: Paths, settings: StackSettings, *, stack_name: str = "default",
                  images: ContainerImages | None = None, engine: DockerEngine | None = None) -> None:
         super().__init__(paths, settings, stack_name=stack_name)
+        require_module("testcontainers", "containers", "the containers target starts its services with testcontainers")
         self.images = images or ContainerImages()
         self.engine = engine or DockerEngine(paths.state_dir, paths.cache_dir)
         self.built: dict[str, Any] = {}  # image facts of this run (build times, ids)

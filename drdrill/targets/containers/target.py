@@ -8,12 +8,12 @@ from typing import Any
 
 from drdrill.adapters.toxiproxy import Toxic
 from drdrill.targets.containers.stack import ContainerStack
-from drdrill.targets.stack_target import LocalDrillTarget
+from drdrill.targets.stack_target import StackDrillTarget
 
 log = logging.getLogger(__name__)
 
 
-class ContainersDrillTarget(LocalDrillTarget):
+class ContainersDrillTarget(StackDrillTarget):
     """Everything a drill does to its target is what the local target does, through the
     container stack's verbs (kill + remove volume, new container, pause); only what starts,
     describes and ends it differs."""

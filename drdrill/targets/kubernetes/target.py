@@ -16,7 +16,7 @@ from drdrill.adapters.platform import Endpoints, Platform
 from drdrill.errors import ServiceError, UsageError, VerificationFailed
 from drdrill.host.readiness import wait_for
 from drdrill.targets.kubernetes.stack import WORKLOADS, KubernetesStack
-from drdrill.targets.stack_target import LocalDrillTarget
+from drdrill.targets.stack_target import StackDrillTarget
 
 if TYPE_CHECKING:
     from drdrill.targets.kubernetes.node import ClusterHost
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class KubernetesDrillTarget(LocalDrillTarget):
+class KubernetesDrillTarget(StackDrillTarget):
     name = "kubernetes"
     stack: KubernetesStack
 
