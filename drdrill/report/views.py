@@ -4,6 +4,7 @@ groups, the SVG timelines, the objective bars and the trend of the drills before
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from drdrill.core.durations import format_duration
@@ -141,3 +142,50 @@ _GRID = (1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400)
 def _short_time(iso: str | None) -> str:
     """``11-26 07:13`` of an ISO timestamp (the chart's column label)."""
     return f"{iso[5:10]} {iso[11:16]}" if iso and len(iso) >= 16 else (iso or "")
+
+
+# How many recovery points the first screen names before "and N more".
+FIRST_SCREEN_POINTS = 6
+
+
+def auditor_view(report: Report) -> dict[str, Any]:
+    """What the first screen of report.html (page 1 of the PDF) answers, without scrolling: the
+    verdict, the environment, the date, RTO/RPO against their targets, which backups were
+    restored and how old they were, the promises with their controls, and the signing key."""
+    notes = report.evidence.notes
+    restore_test = notes.get("restore_test") or {}
+    target_notes = restore_test.get("target") or notes.get("target") or {}
+    environment = target_notes.get("environment") if isinstance(target_notes, dict) else None
+    points: list[str] = []
+    recovery = restore_test.get("recovery_points") or {}
+
+    def when(at: object) -> str:
+        """``2026-12-02T02:00:03Z, 6h 12m old`` (at the report's end), from an ISO time."""
+        try:
+            taken = datetime.fromisoformat(str(at))
+        except ValueError:
+            return "time unknown"
+        if report.finished_at is None:
+            return taken.strftime('%Y-%m-%dT%H:%M:%SZ')
+        age = format_duration((report.finished_at - taken).total_seconds())
+        return f"{taken.strftime('%Y-%m-%dT%H:%M:%SZ')}, {age} old"
+
+    for dump in recovery.get("dumps") or []:
+        points.append(f"{dump.get('key')} (taken {when(dump.get('taken_at'))})")
+    for snap in recovery.get("snapshots") or []:
+        if snap.get("snapshot"):
+            started = when(snap.get("started_at"))
+            points.append(f"{snap.get('tenant')}: snapshot {snap.get('snapshot')} (started {started})")
+    if not points:  # a runbook drill restores the backups it took itself, during the drill
+        points += [f"{o.key} (taken during this drill)" for o in report.evidence.objects]
+        points += [f"{s.org_id}/{s.namespace}: snapshot {s.name} (taken during this drill)"
+                   for s in report.evidence.snapshots if s.org_id]
+    achieved, objectives = report.achieved, report.objectives
+    return {
+        "environment": environment or report.target,
+        "objectives": [("RTO", dur(achieved.rto_seconds), format_duration(objectives.rto_seconds)),
+                       ("RPO", dur(achieved.rpo_seconds), format_duration(objectives.rpo_seconds)),
+                       ("Backup exposure", dur(achieved.backup_exposure_seconds), "")],
+        "points": points[:FIRST_SCREEN_POINTS], "more_points": max(0, len(points) - FIRST_SCREEN_POINTS),
+        "controls": report.controls, "signing_key": notes.get("signing_key"),
+    }

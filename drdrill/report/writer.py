@@ -25,7 +25,7 @@ from drdrill.core.history import HistoryFormatError, last_entry, make_line, sha2
 from drdrill.core.report import Report, ReportFormatError, redact
 from drdrill.errors import HarnessError, UsageError
 from drdrill.evidence.keys import Signer, holds
-from drdrill.report.views import dur, objective_bars, scenario_groups, trend_view
+from drdrill.report.views import auditor_view, dur, objective_bars, scenario_groups, trend_view
 
 REPORT_JSON = "report.json"
 
@@ -83,6 +83,7 @@ def render_markdown(report: Report) -> str:
 def render_html(report: Report) -> str:
     return _templates().get_template("report.html.j2").render(
         r=report, groups=scenario_groups(report), objective_bars=objective_bars(report), trend=trend_view(report),
+        auditor=auditor_view(report),
     )
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -73,6 +74,28 @@ def test_the_platforms_backups_restore_and_staging_is_left_as_it_was(staging, tm
     text = json.dumps(report)
     for secret in (staging.ep.s3_secret_key, DUMP_PASSWORD, staging.ep.pg_admin_password):
         assert secret not in text
+
+
+def test_the_auditors_first_page_answers_without_scrolling(staging, tmp_path, unchanged):
+    """Headless Chromium prints report.html; page 1 of the PDF alone names the verdict, the
+    environment, the date, RTO/RPO against targets, the backups restored (keys, snapshot names
+    and when they were taken), the promises with the controls they evidence."""
+    result, report = staging.run(tmp_path)
+    assert result.returncode == 0 and report is not None, result.stdout + result.stderr
+    report_dir = Path(result.stdout.rsplit("Report: ", 1)[1].split()[0])
+    printed = staging.drdrill("report", str(report_dir), "--pdf")
+    assert printed.returncode == 0, printed.stderr
+    page = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(report_dir / "report.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    words = " ".join(page.split())
+    dump = next(d["key"] for d in report["evidence"]["notes"]["restore_test"]["recovery_points"]["dumps"]
+                if d["scope"] == "all")
+    for expected in ("PASSED", "staging", report["finished_at"][:10], "RTO", "RPO", "30m 00s", "24h 00m",
+                     dump, "nightly-2026.11.26-0200", "Restored from", "ISO/IEC 27001:2022 A.8.13", "SOC 2 A1.2",
+                     "DORA Art. 12", "NIST SP 800-53 CP-4"):
+        assert expected in words, (expected, page[:3000])
+    for control in report["controls"]:
+        assert control["promise"][:25] in words, control["promise"]
 
 
 def test_a_wrong_dump_password_fails_naming_the_dump(staging, tmp_path, unchanged):
