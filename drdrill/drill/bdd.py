@@ -210,8 +210,13 @@ def align_cucumber(cucumber: list[Any] | None, scenarios: list[Scenario]) -> lis
     if cucumber is None:
         return None
     by_name = {s.name: {st.line: st for st in s.steps} for s in scenarios}
+    records = {s.name: s for s in scenarios}
     for feature in cucumber:
         for element in feature.get("elements", []):
+            record = records.get(element.get("name"))
+            if record is not None:  # the scenario's own figures, as every other format shows them
+                element["description"] = "\n".join(filter(None, [str(element.get("description") or "").strip(),
+                                                                 scenario_figures(record)]))
             steps = by_name.get(element.get("name"), {})
             for step in element.get("steps", []):
                 ours = steps.get(step.get("line"))
@@ -220,6 +225,26 @@ def align_cucumber(cucumber: list[Any] | None, scenarios: list[Scenario]) -> lis
                     if ours.error:
                         step["result"]["error_message"] = ours.error
     return cucumber
+
+
+def scenario_figures(scenario: Scenario) -> str:
+    """One scenario's verdict, RTO/RPO against its own targets and tenants, as text."""
+    from drdrill.core.durations import format_duration
+
+    def dur(value: float | None) -> str:
+        return "not measured" if value is None else format_duration(value)
+
+    parts = [f"drdrill: {scenario.verdict or scenario.status}", f"RTO {dur(scenario.achieved.rto_seconds)}",
+             f"RPO {dur(scenario.achieved.rpo_seconds)}"]
+    if scenario.objectives is not None:
+        parts[1] += f" (target {format_duration(scenario.objectives.rto_seconds)})"
+        parts[2] += f" (target {format_duration(scenario.objectives.rpo_seconds)})"
+    for tenant in scenario.tenants:
+        restored = sum(i.docs_restored or 0 for i in tenant.indices)
+        expected = sum(i.docs_expected or 0 for i in tenant.indices)
+        parts.append(f"{tenant.org_id}/{tenant.namespace}: {len(tenant.indices)} indices, {restored} of {expected} "
+                     f"documents, RPO {dur(tenant.rpo_seconds)}")
+    return "; ".join(parts)
 
 
 def _session_of(step_func_args: dict[str, Any]) -> Session | None:

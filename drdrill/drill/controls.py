@@ -4,17 +4,20 @@ never left out: an auditor must see what was not shown as clearly as what was.""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tomllib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drdrill.core.durations import format_duration
 from drdrill.core.evidenced import ObjectiveResult, objective_results
 from drdrill.core.objectives import Objectives
 from drdrill.core.report import Control, ControlStatus, Scenario
+from drdrill.errors import UsageError
 
 if TYPE_CHECKING:
     from drdrill.drill.outcome import DrillOutcome
@@ -69,7 +72,8 @@ def objective_controls(scenarios: list[Scenario], objectives: Objectives, name: 
 
 
 def controls(outcomes: list[DrillOutcome], scenarios: list[Scenario], objectives: Objectives, *, target: str,
-             previous_drill_at: datetime | None, finished_at: datetime) -> list[Control]:
+             previous_drill_at: datetime | None, finished_at: datetime,
+             mapping: dict[str, list[str]] | None = None) -> list[Control]:
     """``scenarios``: every outcome's scenario with its figures, objectives and step record."""
     recoveries = [o for o in outcomes if not o.expected_failure]
     restore_tests = [o for o in recoveries if "restore_test" in o.notes]
@@ -80,27 +84,55 @@ def controls(outcomes: list[DrillOutcome], scenarios: list[Scenario], objectives
     out = [_nightly(restore_tests, objectives, target), _retention(recoveries), _encryption(recoveries),
            _isolation(recoveries), _cadence(previous_drill_at, finished_at)]
     keyed += zip(("nightly-backup", "retention", "encryption", "isolation", "cadence"), out, strict=True)
-    mapping = standards()
+    mapping = standards() if mapping is None else mapping
     return [replace(c, key=key, standards=list(mapping.get(key, []))) for key, c in keyed]
 
 
 def standards() -> dict[str, list[str]]:
     """Each promise's controls in DORA, ISO/IEC 27001, SOC 2 and NIST SP 800-53, from the
     mapping shipped with drdrill (``standards.toml``)."""
-    try:
-        text = files("drdrill.drill").joinpath(STANDARDS_FILE).read_text(encoding="utf-8")
-    except FileNotFoundError:  # a packaging bug must not cost the drill its report
-        log.warning("%s is missing from this installation: the promises carry no controls", STANDARDS_FILE)
-        return {}
-    return _standards(text)
+    mapping, recorded = load_mapping(None)
+    if not mapping:  # a packaging bug must not cost the drill its report
+        log.warning("%s: the promises carry no controls", recorded["source"])
+    return mapping
 
 
-def _standards(text: str) -> dict[str, list[str]]:
+PROMISE_KEYS = ("rto", "rpo", "nightly-backup", "retention", "encryption", "isolation", "cadence")
+
+
+def _standards(text: str, where: str = STANDARDS_FILE) -> dict[str, list[str]]:
     table = tomllib.loads(text).get("controls", {})
     if not isinstance(table, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
                                               for v in table.values()):
-        raise ValueError(f"{STANDARDS_FILE}: [controls] maps each promise to a list of strings")
+        raise ValueError(f"{where}: [controls] maps each promise to a list of strings")
+    unknown = sorted(set(table) - set(PROMISE_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: [controls] names no promise {', '.join(unknown)} "
+                         f"(known: {', '.join(PROMISE_KEYS)})")
     return {str(k): list(v) for k, v in table.items()}
+
+
+def load_mapping(path: Path | None) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The promise -> controls mapping a run uses: a team's own file (``[evidence]
+    controls_file``, which replaces drdrill's), else the one shipped with drdrill; with what the
+    report records of it (its source and SHA-256). A bad team file is a usage error."""
+    if path is None:
+        try:
+            text = files("drdrill.drill").joinpath(STANDARDS_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}, {"source": f"drdrill's {STANDARDS_FILE} (missing from this installation)"}
+        source = f"drdrill's {STANDARDS_FILE}"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"[evidence] controls_file {path}: {exc}") from None
+        source = str(path)
+    try:
+        mapping = _standards(text, source)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"[evidence] controls_file: {exc}", hint="[controls] rto = [\"DORA Art. 11\", ...]") from None
+    return mapping, {"source": source, "sha256": hashlib.sha256(text.encode()).hexdigest()}
 
 
 def _nightly(restore_tests: list[DrillOutcome], objectives: Objectives, target: str) -> Control:

@@ -15,6 +15,7 @@ from drdrill.core.clock import from_iso
 from drdrill.core.durations import format_duration, parse_duration
 from drdrill.core.history import entries
 from drdrill.core.report import TrendPoint
+from drdrill.drill.controls import load_mapping
 from drdrill.drill.features import LoadedFeature, default_features, feature_files, for_target, load_features
 from drdrill.errors import UsageError
 from drdrill.evidence.keys import Signer, read_signer
@@ -82,6 +83,9 @@ class RunPlan:
     signer: Signer | None = None
     trend: list[TrendPoint] = field(default_factory=list)  # the history's latest drills
     previous_drill_at: datetime | None = None
+    # The promise -> controls mapping (a team's own, or drdrill's) and what the report says of it.
+    controls_mapping: dict[str, list[str]] = field(default_factory=dict)
+    controls_source: dict[str, str] = field(default_factory=dict)
 
     @property
     def destructive(self) -> list[str]:
@@ -110,6 +114,7 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
     history = settings.history_path or Path("reports") / "history.jsonl"
     history = history if history.is_absolute() else request.project_dir / history
     signer = read_signer(settings.evidence_key_file, settings.evidence_key_env)
+    mapping, mapping_source = load_mapping(settings.controls_file)  # a bad team file: exit 2, now
     trend: list[TrendPoint] = []
     previous_at = None
     if history.exists():  # a broken chain is refused before anything runs, not after
@@ -124,7 +129,7 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
     if request.stack is not None and isinstance(target, StackDrillTarget):
         target.stack.endpoints()  # its state file: a stack that is not running is a usage error, now
     return RunPlan(drill_id, request.project_dir, loaded, settings, overrides, request.target, target,
-                   request.stack, report_dir, history, signer, trend, previous_at)
+                   request.stack, report_dir, history, signer, trend, previous_at, mapping, mapping_source)
 
 
 def new_drill_id() -> str:

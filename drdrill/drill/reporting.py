@@ -46,6 +46,12 @@ class RunInfo:
     previous_drill_at: datetime | None = None
     # The target's own description (DrillTarget.describe), kept as evidence.
     target_facts: dict[str, object] = field(default_factory=dict)
+    # The promise -> controls mapping used (None: drdrill's own) and what is recorded of it.
+    controls_mapping: dict[str, list[str]] | None = None
+    controls_source: dict[str, str] = field(default_factory=dict)
+    # Who tested, in what role ([evidence] tester, independent): recorded as given, never guessed.
+    tester: str | None = None
+    independent: bool | None = None
 
 
 def operator_name() -> str:
@@ -105,6 +111,13 @@ def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
     verdict = judge_run(judged, errors=[p.summary for p in extra if p.kind == "error"],
                         failures=[p.summary for p in extra if p.kind == "failed"], incomplete=run.incomplete)
     objectives = run_objectives(outcomes, run.objectives)
+    evidence = _evidence(outcomes, run.target_facts)
+    evidence.notes["tested_by"] = {"tester": run.tester or "not recorded ([evidence] tester)",
+                                   "independent": run.independent, "operator": evidence.operator,
+                                   "host": pyplatform.node(), "environment": run.target}
+    if run.controls_source:
+        evidence.notes["controls_mapping"] = {**run.controls_source, "mapping": dict(run.controls_mapping or {})}
+    evidence.versions["drdrill_code_sha256"] = code_digest()
     return Report(
         drill_id=run.drill_id, target=run.target, started_at=run.started_at, finished_at=run.finished_at,
         objectives=objectives,
@@ -114,11 +127,12 @@ def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
             backup_exposure_seconds=_worst([o.exposure_seconds for o in outcomes]),
         ),
         verdict=verdict.status, verdict_reasons=verdict.reasons, phases=list(timeline.phases),
-        events=list(timeline.events), tenants=run_tenants, evidence=_evidence(outcomes, run.target_facts),
+        events=list(timeline.events), tenants=run_tenants, evidence=evidence,
         problems=[p for o in outcomes for p in o.problems] + extra, weaknesses=_weaknesses(outcomes),
         scenarios=list(scenarios or []), forecast=_forecast(outcomes), incomplete=run.incomplete,
         controls=controls(outcomes, evaluated, objectives, target=run.target,
-                          previous_drill_at=run.previous_drill_at, finished_at=run.finished_at),
+                          previous_drill_at=run.previous_drill_at, finished_at=run.finished_at,
+                          mapping=run.controls_mapping),
         trend=list(run.trend),
     )
 
@@ -301,3 +315,18 @@ def _forecast(outcomes: list[DrillOutcome]) -> Forecast | None:
                     sample_tenants=largest.tenants, target_tenants=tenants, per_tenant_seconds=model.per_tenant_s,
                     seconds_per_byte=model.seconds_per_byte, terms={k: round(v, 3) for k, v in terms.items()},
                     dominant=model.dominant(tenants, nbytes))
+
+
+def code_digest() -> str:
+    """SHA-256 over drdrill's own files as installed (sorted paths and contents): which code
+    produced the report, whether installed from a wheel or a checkout."""
+    import hashlib
+    from pathlib import Path
+
+    import drdrill
+
+    root = Path(drdrill.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".toml")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -100,7 +100,9 @@ def execute(plan: RunPlan, progress=None) -> RunResult:
                                         "the report is incomplete; every process the drill started was stopped"))
         report = build_report(RunInfo(plan.drill_id, plan.target_name, started, datetime.now(UTC),
                                       plan.settings.objectives, incomplete=interrupted, trend=plan.trend,
-                                      previous_drill_at=plan.previous_drill_at, target_facts=target_facts),
+                                      previous_drill_at=plan.previous_drill_at, target_facts=target_facts,
+                                      controls_mapping=plan.controls_mapping, controls_source=plan.controls_source,
+                                      tester=plan.settings.tester, independent=plan.settings.independent),
                               ctx.outcomes, ctx.timeline,
                               ctx.scenarios, extra_problems=ctx.problems)
         # The drill's own log always; the services' logs when something went wrong (they explain it);

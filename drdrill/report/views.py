@@ -188,4 +188,16 @@ def auditor_view(report: Report) -> dict[str, Any]:
                        ("Backup exposure", dur(achieved.backup_exposure_seconds), "")],
         "points": points[:FIRST_SCREEN_POINTS], "more_points": max(0, len(points) - FIRST_SCREEN_POINTS),
         "controls": report.controls, "signing_key": notes.get("signing_key"),
+        "tester": _tester(notes.get("tested_by")),
+        "mapping": (notes.get("controls_mapping") or {}).get("source"),
     }
+
+
+def _tester(tested_by: object) -> str | None:
+    """"Jane Roe (independent)" as the settings recorded it; None when the report predates it."""
+    if not isinstance(tested_by, dict):
+        return None
+    independent = tested_by.get("independent")
+    role = ("independent of the platform's operators" if independent is True else
+            "not independent" if independent is False else "independence not recorded")
+    return f"{tested_by.get('tester')} ({role})"

@@ -214,6 +214,11 @@ class DrillSettings:
     # The key that signs history lines and evidence packs: a PEM file, or a variable holding one.
     evidence_key_file: str | None = None
     evidence_key_env: str | None = None
+    # [evidence]: a team's own promise -> controls mapping (replaces drdrill's), who tested and
+    # whether independently of the platform's operators: recorded as given, never guessed.
+    controls_file: Path | None = None
+    tester: str | None = None
+    independent: bool | None = None
     # Tenants restored at once (runbook step 4): see DEFAULT_RESTORE_CONCURRENCY.
     restore_concurrency: int = DEFAULT_RESTORE_CONCURRENCY
     # Which recovery point the live restore test restores: newest, oldest (in the retention
@@ -251,7 +256,7 @@ _KNOWN = {
     "encryption": {"pbkdf2", "md", "iterations"},
     "target": None,  # checked by the live target's own settings
     "history": {"path"},
-    "evidence": {"key_file", "key_env"},
+    "evidence": {"key_file", "key_env", "controls_file", "tester", "independent"},
     "restore": {"concurrency"},
     "restore_test": {"point"},
     "containers": {"elasticsearch_image", "minio_image", "postgres_image"},
@@ -267,7 +272,7 @@ def load_settings(path: Path, base: DrillSettings | None = None) -> DrillSetting
         raise UsageError(f"config file {path} is unreadable: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
-    return settings_from_dict(raw, base or DrillSettings(), source=str(path))
+    return settings_from_dict(raw, base or DrillSettings(), source=str(path), path_base=path.parent)
 
 
 def _section(raw: dict[str, Any], name: str, source: str) -> dict[str, Any]:
@@ -307,7 +312,8 @@ def _check_image(value: str | None, key: str) -> str | None:
     return value
 
 
-def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str = "config") -> DrillSettings:
+def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str = "config",
+                       path_base: Path = Path()) -> DrillSettings:
     unknown = set(raw) - set(_KNOWN)
     if unknown:
         raise ConfigError(source, f"unknown section(s) {', '.join(sorted(unknown))}",
@@ -349,6 +355,12 @@ def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str 
     if evidence:
         changes["evidence_key_file"] = _typed(evidence, "key_file", None, str, "evidence")
         changes["evidence_key_env"] = _typed(evidence, "key_env", None, str, "evidence")
+        controls_file = _typed(evidence, "controls_file", None, str, "evidence")
+        if controls_file is not None:  # relative to the settings file, as a person reads it
+            changes["controls_file"] = (path_base / controls_file) if not Path(controls_file).is_absolute() \
+                else Path(controls_file)
+        changes["tester"] = _typed(evidence, "tester", None, str, "evidence")
+        changes["independent"] = _typed(evidence, "independent", None, bool, "evidence")
     restore = _section(raw, "restore", source)
     if restore:
         changes["restore_concurrency"] = _typed(restore, "concurrency", base.restore_concurrency, int, "restore")

@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -78,21 +77,38 @@ def test_the_platforms_backups_restore_and_staging_is_left_as_it_was(staging, tm
 
 def test_the_auditors_first_page_answers_without_scrolling(staging, tmp_path, unchanged):
     """Headless Chromium prints report.html; page 1 of the PDF alone names the verdict, the
-    environment, the date, RTO/RPO against targets, the backups restored (keys, snapshot names
-    and when they were taken), the promises with the controls they evidence."""
-    result, report = staging.run(tmp_path)
-    assert result.returncode == 0 and report is not None, result.stdout + result.stderr
-    report_dir = Path(result.stdout.rsplit("Report: ", 1)[1].split()[0])
+    environment, the date, the tester, RTO/RPO against targets, the backups restored (keys,
+    snapshot names and when they were taken), the promises with the controls they evidence (from
+    the team's own mapping here)."""
+    # A team's own controls mapping replaces drdrill's; who tested is recorded as the settings say.
+    (tmp_path / "our-controls.toml").write_text('[controls]\nrto = ["OUR-BCP-1", "ISO/IEC 27001:2022 A.5.30"]\n'
+                                                'rpo = ["OUR-BCP-2", "ISO/IEC 27001:2022 A.8.13", "SOC 2 A1.2", '
+                                                '"DORA Art. 12", "NIST SP 800-53 CP-4"]\n')
+    config = tmp_path / "audited.toml"
+    config.write_text(staging.config.read_text() + '\n[evidence]\ncontrols_file = "our-controls.toml"\n'
+                      'tester = "Jane Roe, internal audit"\nindependent = true\n')
+    report_dir = tmp_path / "audited"
+    result = staging.drdrill("run", "--target", "live", "--config", str(config), "--report-dir", str(report_dir),
+                             "--project-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((report_dir / "report.json").read_text())
+    mapping = report["evidence"]["notes"]["controls_mapping"]
+    assert mapping["source"] == str(tmp_path / "our-controls.toml") and len(mapping["sha256"]) == 64
+    assert report["evidence"]["notes"]["tested_by"]["independent"] is True
+    assert len(report["evidence"]["versions"]["drdrill_code_sha256"]) == 64
+    assert next(c for c in report["controls"] if c["key"] == "rto")["standards"][0] == "OUR-BCP-1"
+    assert next(c for c in report["controls"] if c["key"] == "cadence")["standards"] == []  # replaced, not merged
     printed = staging.drdrill("report", str(report_dir), "--pdf")
     assert printed.returncode == 0, printed.stderr
-    page = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", str(report_dir / "report.pdf"), "-"],
+    page = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(report_dir / "report.pdf"), "-"],
                           capture_output=True, text=True, check=True).stdout
     words = " ".join(page.split())
     dump = next(d["key"] for d in report["evidence"]["notes"]["restore_test"]["recovery_points"]["dumps"]
                 if d["scope"] == "all")
     for expected in ("PASSED", "staging", report["finished_at"][:10], "RTO", "RPO", "30m 00s", "24h 00m",
                      dump, "nightly-2026.11.26-0200", "Restored from", "ISO/IEC 27001:2022 A.8.13", "SOC 2 A1.2",
-                     "DORA Art. 12", "NIST SP 800-53 CP-4"):
+                     "DORA Art. 12", "CP-4", "OUR-BCP-1", "Jane Roe, internal audit",
+                     "independent of the platform's operators"):
         assert expected in words, (expected, page[:3000])
     for control in report["controls"]:
         assert control["promise"][:25] in words, control["promise"]

@@ -139,3 +139,12 @@ def test_junit_reports_each_scenario_against_its_own_objectives_and_skips_what_w
     history = (drilled.parent / "reports" / "history.jsonl").read_text().splitlines()
     summary = json.loads(history[-1])["summary"]
     assert {s["name"]: s["objectives"]["rto_seconds"] for s in summary["scenarios"]}[BIG] == 300.0
+
+
+def test_cucumber_carries_each_scenarios_own_figures(drilled):
+    cucumber = json.loads((drilled / "cucumber.json").read_text())
+    described = {e["name"]: e.get("description", "") for f in cucumber for e in f.get("elements", [])}
+    assert "150 of 150 documents" in described[BIG] and "40 of 40" not in described[BIG]
+    assert "(target 5m 00s)" in described[BIG]
+    assert "40 of 40 documents" in described[SMALL] and "150 of 150" not in described[SMALL]
+    assert "(target 30m 00s)" in described[SMALL]
