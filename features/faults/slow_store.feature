@@ -8,7 +8,7 @@ Feature: A slow object store on the way back
     Given the objectives are RTO 10m and RPO 24h
     And the platform holds 2 tenants with 1 indices of 2000 documents each
     And the nightly backup has run
-    When the object store's network adds 50 ms to every reply and carries at most 256 KiB/s
+    When the object store's network adds 50 ms to every reply and carries at most 64 KiB/s
     And the site is lost
     And Elasticsearch and PostgreSQL are redeployed
     And the metadata database is restored from the newest dump in metadata/all
