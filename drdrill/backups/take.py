@@ -157,8 +157,9 @@ def backup_snapshot(platform: Platform, tenant: Tenant, at: datetime, owners: Te
         detail = "; ".join(info.failures[:3]) or "no failure detail"
         raise BackupFailed(f"snapshot {name} of {tenant} ended {info.state} with {info.shards_failed} failed "
                            f"shard(s): {detail}")
-    log.info("snapshot %s of %s: %d indices, %d bytes, %.1fs (+%.1fs upload)", name, tenant, len(info.indices),
-             size, snapshot_seconds, upload.seconds)
+    # The command (or the drill report) shows the result; this line is for the debug log only.
+    log.debug("snapshot %s of %s: %d indices, %d bytes, %.1fs (+%.1fs upload)", name, tenant, len(info.indices),
+              size, snapshot_seconds, upload.seconds)
     return result
 
 
@@ -220,7 +221,7 @@ def backup_metadata(platform: Platform, scope: str, password: bytes, at: datetim
     platform.store.put_bytes(layout.checksum_key(key), layout.checksum_record(digest, key).encode(), tags=CREATED_BY)
     result = MetadataBackup(scope, key, layout.checksum_key(key), digest, size, at, time.monotonic() - started,
                             kdf.describe(), began, ended)
-    log.info("metadata backup %s: %d bytes, sha256 %s…, %.1fs", key, size, digest[:12], result.seconds)
+    log.debug("metadata backup %s: %d bytes, sha256 %s…, %.1fs", key, size, digest[:12], result.seconds)
     return result
 
 

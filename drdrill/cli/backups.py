@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from drdrill.cli.options import add_json, add_store_source, backup_store
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     for name, verb in (("encrypt", "encrypt"), ("decrypt", "decrypt")):
@@ -48,8 +50,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     backups = sub.add_parser("backups", help="inspect and prune recovery points in the backup store")
     backups_sub = backups.add_subparsers(dest="backups_command", required=True)
     listing = backups_sub.add_parser("list", help="recovery points per tenant: age, completeness")
-    _target_args(listing)
-    listing.add_argument("--json", action="store_true")
+    add_store_source(listing, default_stack="default")
+    add_json(listing)
     listing.set_defaults(handler=cmd_backups_list)
     prune = backups_sub.add_parser("prune", help="apply retention (keep N days; never the newest complete)")
     _target_args(prune)
@@ -162,19 +164,19 @@ def cmd_backups_list(args: argparse.Namespace) -> int:
     from drdrill.core import layout
     from drdrill.core.retention import format_age
 
-    platform = open_platform(args)
-    catalog.check_bucket_layout(platform.store)
+    store = backup_store(args)
+    catalog.check_bucket_layout(store)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
-    for tenant in catalog.discover_tenants(platform.store):
-        for snap in catalog.tenant_snapshots(platform.store, tenant):
+    for tenant in catalog.discover_tenants(store):
+        for snap in catalog.tenant_snapshots(store, tenant):
             # Dated as retention dates it: drdrill's names carry the backup slot's time.
             taken = layout.parse_snapshot_name(snap.name) or snap.started_at
             rows.append({"kind": "snapshot", "scope": tenant.key, "name": snap.name, "uuid": snap.uuid,
                          "taken_at": taken.isoformat() if taken else None,
                          "age": format_age(now - taken) if taken else "?",
                          "complete": snap.complete, "state": snap.state, "indices": list(snap.indices)})
-    for entry in catalog.metadata_entries(platform.store):
+    for entry in catalog.metadata_entries(store):
         rows.append({"kind": "metadata", "scope": entry.scope, "name": entry.key,
                      "taken_at": entry.taken_at.isoformat(),
                      "age": format_age(now - entry.taken_at), "complete": entry.complete,

@@ -571,6 +571,16 @@ def test_cli_backups_list_backup_without_password_and_prune_dry_run(platform, se
     assert [s.uuid for s in catalog.tenant_snapshots(platform.store, tenant)] == [s.uuid for s in snaps]
     assert [s.name for s in platform.cluster.snapshots(tenant.repository_name)] == [s.snapshot for s in snaps]
 
+    # Each command prints its result once: the table on stdout, no copy of it among the logs.
+    taken = run_cli("backup", "--stack", stack, "--tenant", tenant.key, "--es-only")
+    assert taken.returncode == 0, taken.stderr
+    [row] = [line for line in taken.stdout.splitlines() if line.startswith("snapshot")]
+    name = row.split()[2]
+    assert name not in taken.stderr, taken.stderr
+    # The same flags as `metrics`: --config (an environment's [target]) or --stack, not both.
+    both = run_cli("backups", "list", "--stack", stack, "--config", "drdrill.toml")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr, both.stderr
+
 
 # --- 7. a tenant's backup holds its indices and no other tenant's ---------------------------
 

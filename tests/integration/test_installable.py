@@ -50,8 +50,11 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout:
 
 def test_the_wheel_installs_and_drills_outside_the_repository(tmp_path):
     dist = tmp_path / "dist"
+    checkout_before = sorted(p.name for p in ROOT.iterdir())
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(ROOT)], tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
+    # README's promise: building from a checkout leaves it as it was (no build/, no egg-info).
+    assert sorted(p.name for p in ROOT.iterdir()) == checkout_before
     [wheel] = dist.glob("drdrill-*.whl")
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
