@@ -70,11 +70,14 @@ class InventoryOps:
 
     def index_marks(self, pattern: str) -> dict[str, dict[str, Any] | None]:
         """Indices matching ``pattern`` and the drdrill mark each carries (None: unmarked)."""
-        try:
-            data = self.client.indices.get_mapping(index=pattern, expand_wildcards="open,closed")
-        except NotFoundError:
-            return {}
-        found = self._call("read marks", lambda: dict(data))
+        def read() -> dict[str, Any]:
+            # No index matching is an answer (nothing marked), not a failure.
+            try:
+                return dict(self.client.indices.get_mapping(index=pattern, expand_wildcards="open,closed"))
+            except NotFoundError:
+                return {}
+
+        found = self._call("read marks", read)
         out: dict[str, dict[str, Any] | None] = {}
         for index, body in found.items():
             meta = ((body or {}).get("mappings") or {}).get("_meta") or {}

@@ -13,6 +13,8 @@ from drdrill.provision.postgres import find_pg_bindir
 from drdrill.settings import stack_settings_from_env
 from drdrill.targets.local.stack import LocalStack
 
+from .staging import Staging, staging_environment
+
 
 @pytest.fixture(scope="module")
 def fresh_stack(paths) -> Iterator[LocalStack]:
@@ -42,3 +44,18 @@ def platform(endpoints: Endpoints) -> Iterator[Platform]:
         yield plat
     finally:
         plat.close()
+
+
+@pytest.fixture(scope="module")
+def staging(paths, tmp_path_factory) -> Iterator[Staging]:
+    """An environment drdrill did not write (tests/integration/staging.py), one per test module
+    that asks for it."""
+    yield from staging_environment(paths, tmp_path_factory)
+
+
+@pytest.fixture
+def unchanged(staging: Staging) -> Iterator[None]:
+    """The case must leave staging exactly as it found it."""
+    before = staging.fingerprint()
+    yield
+    assert staging.fingerprint() == before

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -25,23 +24,11 @@ import pytest
 
 from drdrill.adapters.pg_owned import LOCK_KEYS
 
-from .staging import ROOT, TENANTS, Staging, staging_environment
+from .staging import ROOT, TENANTS, Staging
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PLATFORM_DB_TABLE = "tenant_containers"
-
-
-@pytest.fixture(scope="module")
-def staging(paths, tmp_path_factory) -> Iterator[Staging]:
-    yield from staging_environment(paths, tmp_path_factory)
-
-
-@pytest.fixture
-def unchanged(staging) -> Iterator[None]:
-    before = staging.fingerprint()
-    yield
-    assert staging.fingerprint() == before
 
 
 def _feature(tmp_path: Path, name: str, text: str) -> Path:

@@ -15,26 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from elasticsearch import Elasticsearch
 
-from .staging import DUMP_PASSWORD, ROOT, TENANTS, Staging, config_text, staging_environment
+from .staging import DUMP_PASSWORD, ROOT, TENANTS, config_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-@pytest.fixture(scope="module")
-def staging(paths, tmp_path_factory) -> Iterator[Staging]:
-    yield from staging_environment(paths, tmp_path_factory)
-
-
-@pytest.fixture
-def unchanged(staging) -> Iterator[None]:
-    """The case must leave staging exactly as it found it."""
-    before = staging.fingerprint()
-    yield
-    assert staging.fingerprint() == before
 
 
 def test_target_check_names_versions_and_capabilities(staging):
