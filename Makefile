@@ -42,8 +42,9 @@ unit: setup
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 # What the tests look at a report with: a headless Chromium (also `drdrill report --pdf`) and
-# poppler's pdftoppm; and the containers target's Docker engine and image base maker. All from
-# Debian's packages, installed once per machine.
+# poppler's pdftoppm; the containers target's Docker engine and image base maker; promtool (the
+# alert rules' tests) and a Pushgateway (the metrics push's tests). All from Debian's packages,
+# installed once per machine.
 tools:
 	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || { \
 		echo "installing chromium and poppler-utils (Debian packages) ..."; \
@@ -53,6 +54,11 @@ tools:
 		echo "installing docker.io and mmdebstrap (Debian packages) for the containers target ..."; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends docker.io mmdebstrap >/dev/null; }
+	@{ command -v promtool && { command -v prometheus-pushgateway || test -x /usr/bin/prometheus-pushgateway; }; } \
+		>/dev/null || { \
+		echo "installing prometheus (for promtool) and prometheus-pushgateway (Debian packages) ..."; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=600 --no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
 
 # The containers target's images, built into the Docker engine once per machine (an engine is
 # started for the build and stopped after it when none was running).

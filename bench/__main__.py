@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmarks, write one JSON result file, print a table each.
 
-    python -m bench [--only overhead,restore,crypto,scale,forecast,parallel] [--smoke] [--json PATH]
+    python -m bench [--only overhead,restore,crypto,scale,forecast,parallel,steps,floor] [--smoke] [--json PATH]
                     [--repeat N] [--budget-min M]
     python -m bench --only scale-large --budget-min 120
 
@@ -10,6 +10,8 @@
 4. scale     drill cost with 1…1000 tenants and 10^4…10^7 documents, with a least-squares model
 5. forecast  RTO of a 10× larger platform (data; tenants) predicted from a sample, then measured
 6. parallel  one 100-tenant backup recovered with tenants restored one after another and side by side
+7. steps     one tenant's restore step by step (40 tenants), as before the parallel restore and now
+8. floor     the restore phase of 40 and 100 small tenants against Elasticsearch's cluster-state time
 scale-large  the 1,000-tenant and 10^7-document drills (not in the default run: beyond its budget)
 containers   the containers target: image builds cold and warm, the same drill on local and on
              containers side by side, and the RTO a slow object store (Toxiproxy) costs
@@ -39,17 +41,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import containers, crypto_bench, forecast, kubernetes, live, overhead, parallel, restore, scale
+from bench import (
+    containers,
+    crypto_bench,
+    forecast,
+    kubernetes,
+    live,
+    overhead,
+    parallel,
+    restore,
+    scale,
+    tenant_steps,
+)
 from bench.common import Budget, elapsed, progress, utc_now, utc_stamp, write_json
 from bench.context import Bench, Options
 
-ORDER = ("crypto", "overhead", "restore", "scale", "forecast", "parallel")  # crypto first: before the stack loads
+# crypto first: before the stack loads
+ORDER = ("crypto", "overhead", "restore", "scale", "forecast", "parallel", "steps", "floor")
 # Only when asked for: scale-large's drills alone exceed the default budget; containers needs a
 # Docker engine (and starts one).
 EXTRA = ("scale-large", "containers", "kubernetes", "live")
-NEEDS_STACK = frozenset({"overhead", "restore", "scale", "forecast", "parallel", "scale-large", "containers"})
+NEEDS_STACK = frozenset({"overhead", "restore", "scale", "forecast", "parallel", "steps", "floor", "scale-large",
+                         "containers"})
 SHARES = {"crypto": 0.08, "overhead": 0.11, "restore": 0.07, "scale": 0.25, "forecast": 0.27, "parallel": 0.22,
-          "scale-large": 1.0, "containers": 1.0, "kubernetes": 1.0, "live": 1.0}
+          "steps": 0.10, "floor": 0.08, "scale-large": 1.0, "containers": 1.0, "kubernetes": 1.0, "live": 1.0}
 DEFAULT_BUDGET_MIN = 45.0
 CRYPTO_MIB, SMOKE_CRYPTO_MIB = 1024, 32
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -68,6 +83,8 @@ BENCHMARKS: dict[str, tuple[Callable[[Bench], dict[str, Any]], Callable[[dict[st
     "scale": (scale.measure, scale.render),
     "forecast": (forecast.measure, forecast.render),
     "parallel": (parallel.measure, parallel.render),
+    "steps": (tenant_steps.measure_steps, tenant_steps.render_steps),
+    "floor": (tenant_steps.measure_floor, tenant_steps.render_floor),
     "scale-large": (scale.measure_large, scale.render),
     "containers": (containers.measure, containers.render),
     "kubernetes": (kubernetes.measure, kubernetes.render),

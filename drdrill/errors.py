@@ -106,17 +106,21 @@ class ServiceNotReady(StackError):
     """A readiness wait timed out; carries the last observed state and the log's tail."""
 
     def __init__(
-        self, service: str, timeout_s: float, last_state: str, log_tail: str, *, hint: str | None = None
+        self, service: str, timeout_s: float, last_state: str, log_tail: str, *, hint: str | None = None,
+        cause: str | None = None,
     ) -> None:
         tail = log_tail.strip().splitlines()[-1:] if log_tail.strip() else []
         message = f"{service} not ready after {timeout_s:.0f}s; last state: {last_state}"
-        if tail:
+        if cause:  # the service's own fatal error says more than its launcher's last words
+            message += f"; its fatal error: {cause[:600]}"
+        elif tail:
             message += f"; last log line: {tail[0][:300]}"
         super().__init__(message, hint=hint)
         self.service = service
         self.timeout_s = timeout_s
         self.last_state = last_state
         self.log_tail = log_tail
+        self.cause = cause
 
 
 class ServiceError(HarnessError):

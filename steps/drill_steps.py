@@ -7,6 +7,8 @@ and ``drill`` (one per scenario).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pytest_bdd import given, parsers, then, when
 
 from drdrill.core.layout import Tenant
@@ -14,7 +16,6 @@ from drdrill.core.objectives import ObjectiveCheck, Objectives
 from drdrill.drill import step_args as args
 from drdrill.drill.checks import require
 from drdrill.errors import RecoveryFailure
-from drdrill.settings import DataSpec
 
 RTO, RPO = args.duration("RTO"), args.duration("RPO")
 
@@ -32,8 +33,17 @@ def objectives(drill, drill_run, rto, rpo):
                        docs=args.at_least(0, "documents per index"))
 def platform_with_n_tenants(drill, count, indices, docs):
     drill.settings.tenants = [Tenant(f"org{1 + n // 2}", f"ns{1 + n % 2}") for n in range(count)]
-    drill.settings.data = DataSpec(indices_per_tenant=indices, docs_per_index=docs)
+    drill.settings.data = replace(drill.settings.data, indices_per_tenant=indices, docs_per_index=docs)
     drill.prepare()
+
+
+@given(parsers.parse("the platform's indices have {replicas:d} replicas"))
+@given(parsers.parse("the platform's indices have {replicas:d} replica"))
+@args.checks_arguments(replicas=args.at_least(0, "replicas"))
+def platform_replicas(drill, replicas):
+    """Before the platform is seeded: its indices' number_of_replicas (default: as many as the
+    cluster can hold, up to one)."""
+    drill.settings.data = replace(drill.settings.data, replicas=replicas)
 
 
 @given("the platform holds the configured tenants")
@@ -46,7 +56,7 @@ def platform_with_configured_tenants(drill):
 def platform_with_tenants(drill, datatable):
     tenants, indices, docs = args.tenants_table(datatable)
     drill.settings.tenants = tenants
-    drill.settings.data = DataSpec(indices_per_tenant=indices, docs_per_index=docs)
+    drill.settings.data = replace(drill.settings.data, indices_per_tenant=indices, docs_per_index=docs)
     drill.prepare()
 
 

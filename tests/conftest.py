@@ -17,6 +17,11 @@ from drdrill.targets.local.stack import LocalStack
 
 log = logging.getLogger(__name__)
 
+# The repository's drdrill.toml drills a 3-node cluster (`make drill`); the suite's drills start
+# one node each unless a test asks for more (tests/integration/test_es_cluster.py), so that the
+# default run keeps its time on a 2-core machine. Subprocess drills inherit this.
+os.environ.setdefault("DRDRILL_ES_NODES", "1")
+
 
 @pytest.fixture(scope="session")
 def paths():

@@ -18,6 +18,7 @@ from drdrill.adapters.es_guard import guarded_client
 from drdrill.adapters.es_inventory import InventoryOps
 from drdrill.adapters.es_names import LIST_ALL_ABOVE, batches
 from drdrill.adapters.es_snapshots import ShardRecovery, ShardState, SnapshotOps
+from drdrill.core.cluster_state import ClusterStateWork, cluster_state_work
 from drdrill.core.ownership import UNRESTRICTED, WritePolicy
 from drdrill.errors import ServiceError, UsageError
 
@@ -134,6 +135,10 @@ class SearchCluster(SnapshotOps, InventoryOps):
         data = self._call("cluster health", self.client.cluster.health, index=index)
         return str(data["status"])
 
+    def data_nodes(self) -> int:
+        """How many data nodes the cluster has now (``_cluster/health``)."""
+        return int(self._call("cluster health", self.client.cluster.health)["number_of_data_nodes"])
+
     def wait_for_green(self, indices: list[str], timeout_s: float) -> tuple[bool, str]:
         """Green and no shard still initialising or relocating; returns (ok, last status)."""
         try:
@@ -187,16 +192,10 @@ class SearchCluster(SnapshotOps, InventoryOps):
         self._call("set the recovery throttle", self.client.cluster.put_settings,
                    transient={self.RECOVERY_THROTTLE: value})
 
-    def cluster_state_updates(self) -> tuple[int, float]:
-        """How many cluster states the master has published since it started, and the
-        milliseconds their publication took (commit included: each is written to disk)."""
-        data = self._call("read node stats", self.client.nodes.stats, metric="discovery")
-        count, millis = 0, 0.0
-        for node in data.get("nodes", {}).values():
-            success = (node.get("discovery", {}).get("cluster_state_update") or {}).get("success") or {}
-            count += int(success.get("count", 0))
-            millis += float(success.get("publication_time_millis", 0))
-        return count, millis
+    def cluster_state_work(self) -> ClusterStateWork:
+        """The cluster-state updates Elasticsearch has counted since its nodes started, and the
+        time the master spent on them (drdrill.core.cluster_state says which fields count)."""
+        return cluster_state_work(self._call("read node stats", self.client.nodes.stats, metric="discovery"))
 
     def allocation_problem(self) -> str | None:
         """Why a shard is unassigned, in Elasticsearch's words, or None if none is."""

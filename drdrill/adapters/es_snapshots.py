@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import NotFoundError
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import ApiError, NotFoundError
 
 from drdrill.adapters.es_names import batches
 from drdrill.core.completeness import snapshot_is_complete
+from drdrill.errors import ServiceError
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -53,6 +56,16 @@ class ShardRecovery:
     # size), and how long the recovery throttle held it back.
     copy_time_ms: int = 0
     throttled_ms: int = 0
+
+
+@dataclass(frozen=True)
+class AllocationDecision:
+    """Elasticsearch's ``_cluster/allocation/explain`` of one unassigned shard copy."""
+
+    can_allocate: str  # "yes", "no", "throttled", "awaiting_info", ...
+    why: str
+    # Per node, the deciders that said NO there (an empty tuple: the node would take it).
+    refusals: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -252,15 +265,36 @@ class SnapshotOps:
         return out
 
     def start_restore(self, repository: str, name: str, indices: list[str], *,
-                      rename_prefix: str | None = None) -> None:
+                      rename_prefix: str | None = None, copy_replicas: int = 0) -> None:
         """Start restoring and return once Elasticsearch has accepted it (the indices exist,
         their shards recover in the background): :meth:`shard_states` says how far it got.
 
         ``rename_prefix``: restore beside the originals, as ``<prefix><name>``, without their
-        aliases and with no replica (an isolated copy for a restore test on a live cluster)."""
+        aliases and with ``copy_replicas`` replicas (an isolated copy for a restore test on a
+        live cluster)."""
         self._call(f"restore {repository}/{name}", self.client.snapshot.restore, repository=repository,
                    snapshot=name, indices=",".join(indices), include_global_state=False, wait_for_completion=False,
-                   **_rename(rename_prefix))
+                   **_rename(rename_prefix, copy_replicas))
+
+    def await_health(self, indices: list[str], timeout_s: float, *, status: str | None = None,
+                     active_shards: int | None = None) -> dict[str, Any] | None:
+        """Wait, inside Elasticsearch (no polling), until ``indices`` are at least ``status``
+        ("green": every copy started) or have ``active_shards`` started copies: the health
+        then, or None if ``timeout_s`` ran out first. Elasticsearch answers the moment the
+        cluster state says so. (A restoring index is yellow, not red, before any of its
+        primaries started: "yellow" says nothing about a restore's progress.)"""
+        try:
+            data = self.client.options(request_timeout=timeout_s + 10).cluster.health(
+                index=",".join(indices), wait_for_status=status, wait_for_active_shards=active_shards,
+                timeout=f"{max(1, int(timeout_s * 1000))}ms")
+        except ApiError as exc:
+            if exc.meta.status == 408:  # not there yet when the wait ran out
+                return None
+            raise ServiceError(f"Elasticsearch cluster health failed: {exc.meta.status} {exc.message}") from exc
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            raise ServiceError(f"Elasticsearch unreachable while waiting for the restore: {exc}",
+                               hint="is Elasticsearch running?") from exc
+        return None if data.get("timed_out") else dict(data)
 
     def shard_states(self, indices: list[str]) -> list[ShardState]:
         """Every shard copy of ``indices`` (names; an index not there yet has none)."""
@@ -282,27 +316,32 @@ class SnapshotOps:
         return [ShardState(str(r["index"]), int(r["shard"]), r.get("prirep") == "p", str(r.get("state")),
                            r.get("unassigned.reason") or None) for r in rows]
 
-    def shard_allocation(self, index: str, shard: int, *, primary: bool = True) -> tuple[str, str]:
+    def shard_allocation(self, index: str, shard: int, *, primary: bool = True) -> AllocationDecision:
         """Whether Elasticsearch can allocate an unassigned shard copy ("yes", "no",
-        "throttled", ...) and why, in its words (the reason's first sentence)."""
+        "throttled", ...), why in its words (the reason's first sentence), and which deciders
+        refused it on each node."""
         data = self._call(f"explain allocation of {index}[{shard}]", self.client.cluster.allocation_explain,
                           index=index, shard=shard, primary=primary)
-        decisions = [d for node in data.get("node_allocation_decisions", []) or [] for d in node.get("deciders") or []]
+        nodes = data.get("node_allocation_decisions", []) or []
+        decisions = [d for node in nodes for d in node.get("deciders") or []]
         reasons = [str(d.get("explanation")).split("\n", 1)[0] for d in decisions if d.get("decision") == "NO"]
         unassigned = data.get("unassigned_info") or {}
         why = "; ".join(dict.fromkeys([*reasons[:2], str(data.get("allocate_explanation") or ""),
                                        str(unassigned.get("details") or "").split("\n", 1)[0]]))
-        return str(data.get("can_allocate", "unknown")), why.strip("; ")
+        refusals = tuple(tuple(str(d.get("decider")) for d in node.get("deciders") or [] if d.get("decision") == "NO")
+                         for node in nodes)
+        return AllocationDecision(str(data.get("can_allocate", "unknown")), why.strip("; "), refusals)
 
 
-
-def _rename(prefix: str | None) -> dict[str, Any]:
+def _rename(prefix: str | None, replicas: int = 0) -> dict[str, Any]:
     """Restore parameters that put the indices beside the originals, as ``<prefix><name>``."""
     if prefix is None:
         return {}
-    # No replica (an isolated copy), and no lifecycle policy: ILM must not act on a copy.
+    # ``replicas`` replicas (by default none: an isolated, light copy), and no lifecycle policy:
+    # ILM must not act on a copy.
     return {"rename_pattern": "(.+)", "rename_replacement": prefix + "$1", "include_aliases": False,
-            "index_settings": {"index.number_of_replicas": 0}, "ignore_index_settings": ["index.lifecycle.name"]}
+            "index_settings": {"index.number_of_replicas": replicas},
+            "ignore_index_settings": ["index.lifecycle.name"]}
 
 
 def _mib(value: Any) -> str:

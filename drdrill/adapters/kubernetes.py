@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from drdrill.core.backup_job import BackupJobHealth, JobOutcome, JobRun
+from drdrill.core.statefulset_parts import StatefulSetParts, statefulset_parts
 from drdrill.errors import ConfigError, DeployFailed, ServiceError
 from drdrill.host.readiness import wait_for
 from drdrill.host.tools import require_module
@@ -56,7 +57,7 @@ def job_run(job: Any) -> JobRun:
 class KubeCluster:
     """One cluster, as a kubeconfig (and optionally a context in it) reaches it."""
 
-    kubeconfig: Path
+    kubeconfig: Path | None  # None: in a pod, as its ServiceAccount (in-cluster config)
     context: str | None = None
     kubectl: str = "kubectl"
     _api: ApiClient | None = field(default=None, repr=False)
@@ -66,6 +67,16 @@ class KubeCluster:
 
     @property
     def api(self) -> ApiClient:
+        if self._api is None and self.kubeconfig is None:
+            from kubernetes import client, config
+
+            configuration = client.Configuration()
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except config.ConfigException as exc:
+                raise ConfigError("[target] kubeconfig", f"in-cluster: {exc}",
+                                  hint="kubeconfig = \"in-cluster\" works in a pod with a token") from None
+            self._api = client.ApiClient(configuration)
         if self._api is None:
             from kubernetes import config
 
@@ -158,8 +169,8 @@ class KubeCluster:
 
     def apply(self, kustomization: Path, *, timeout_s: float = 300) -> list[str]:
         """``kubectl apply --server-side -k DIR``; returns the objects applied (kind/name)."""
-        argv = [self.kubectl, f"--kubeconfig={self.kubeconfig}", *([f"--context={self.context}"] if self.context
-                                                                     else []),
+        argv = [self.kubectl, *([f"--kubeconfig={self.kubeconfig}"] if self.kubeconfig else []),
+                *([f"--context={self.context}"] if self.context else []),
                 "apply", "--server-side", "--force-conflicts", "--field-manager=drdrill", "-k", str(kustomization),
                 "-o", "name"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
@@ -287,38 +298,59 @@ class KubeCluster:
 
     # --- site loss and the traffic switch ---------------------------------------------------
 
-    def delete_statefulset(self, namespace: str, name: str, *, with_claims: bool, timeout_s: float) -> None:
-        """The StatefulSet, its pods and (``with_claims``) its PersistentVolumeClaims, waited for
-        until none of them is left."""
+    def delete_statefulset(self, namespace: str, name: str, *, with_claims: bool,
+                           timeout_s: float) -> StatefulSetParts | None:
+        """The StatefulSet, its own pods and (``with_claims``) its own PersistentVolumeClaims
+        (:mod:`drdrill.core.statefulset_parts`: never another StatefulSet's of a similar name),
+        waited for until none of them is left; returns what was deleted (None: it was gone)."""
         from kubernetes.client.exceptions import ApiException
 
         apps, core = self.apps(), self.core()
-        templates: list[str] = []
-        with contextlib.suppress(ApiException):  # already gone: the site is lost all the same
+        try:
             sts = apps.read_namespaced_stateful_set(name, namespace)
-            # A StatefulSet's claims are named <template>-<statefulset>-<ordinal>.
-            templates = [t.metadata.name for t in sts.spec.volume_claim_templates or []]
-            apps.delete_namespaced_stateful_set(name, namespace, propagation_policy="Foreground",
-                                                grace_period_seconds=0)
-        for pod in core.list_namespaced_pod(namespace, label_selector=f"app={name}").items:
-            with contextlib.suppress(ApiException):
-                core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
-        claims = [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
-                  if with_claims and c.metadata.name.startswith(tuple(f"{t}-{name}-" for t in templates))]
-        for claim in claims:
-            with contextlib.suppress(ApiException):
-                core.delete_namespaced_persistent_volume_claim(claim, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            log.info("StatefulSet %s/%s is already gone: nothing of it to delete", namespace, name)
+            return None
+        serialise = self.api.sanitize_for_serialization
+        pods = core.list_namespaced_pod(namespace).items
+        claims = core.list_namespaced_persistent_volume_claim(namespace).items if with_claims else []
+        parts = statefulset_parts(serialise(sts), [serialise(p) for p in pods], [serialise(c) for c in claims])
+        # Each deletion names the uid it read: an object of the same name made since is not touched.
+        uids = {("pod", p.metadata.name): p.metadata.uid for p in pods if p.metadata.name in parts.pods}
+        uids |= {("claim", c.metadata.name): c.metadata.uid for c in claims if c.metadata.name in parts.claims}
+        log.info("site loss: StatefulSet %s/%s (uid %s), its pods %s and claims %s", namespace, name, parts.uid,
+                 list(parts.pods), list(parts.claims))
+
+        def options(uid: str, grace: int | None = None, propagation: str | None = None) -> Any:
+            from kubernetes import client
+
+            return client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid),
+                                          grace_period_seconds=grace, propagation_policy=propagation)
+
+        # The StatefulSet first: its controller would make a deleted pod again.
+        with contextlib.suppress(ApiException):  # gone meanwhile: lost all the same
+            apps.delete_namespaced_stateful_set(name, namespace, body=options(parts.uid, 0, "Foreground"))
+        for (kind, object_name), uid in uids.items():
+            with contextlib.suppress(ApiException):  # gone, or replaced (uid precondition): left alone
+                if kind == "pod":
+                    core.delete_namespaced_pod(object_name, namespace, body=options(uid, 0))
+                else:
+                    core.delete_namespaced_persistent_volume_claim(object_name, namespace, body=options(uid))
 
         def gone() -> tuple[bool, str]:
-            left = [p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=f"app={name}").items]
-            left += [c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
-                     if c.metadata.name in claims]
-            left += [s.metadata.name for s in apps.list_namespaced_stateful_set(namespace).items
-                     if s.metadata.name == name]
+            left = [f"pod {p.metadata.name}" for p in core.list_namespaced_pod(namespace).items
+                    if p.metadata.uid in uids.values()]
+            left += [f"claim {c.metadata.name}" for c in core.list_namespaced_persistent_volume_claim(namespace).items
+                     if c.metadata.uid in uids.values()]
+            left += [f"statefulset {s.metadata.name}" for s in apps.list_namespaced_stateful_set(namespace).items
+                     if s.metadata.uid == parts.uid]
             return not left, f"still there: {', '.join(left)}"
 
         wait_for(f"StatefulSet {namespace}/{name} and its volumes deleted", gone, timeout_s=timeout_s,
                  interval_s=0.5)
+        return parts
 
     def patch_service_selector(self, namespace: str, name: str, keys: dict[str, str | None], *,
                                field_manager: str) -> None:

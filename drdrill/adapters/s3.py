@@ -168,6 +168,12 @@ class ObjectStore:
         return ObjectStore(self.endpoint, access_key, secret_key, self.bucket, read_timeout_s=self._read_timeout_s,
                            guard=self.guard)
 
+    def for_bucket(self, bucket: str, guard: WritePolicy) -> ObjectStore:
+        """Another bucket on the same endpoint with the same credentials, judged by ``guard``
+        (the evidence store: a bucket of drdrill's own beside the backups)."""
+        return ObjectStore(self.endpoint, self._access_key, self._secret_key, bucket,
+                           read_timeout_s=self._read_timeout_s, guard=guard)
+
     def ensure_bucket(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
@@ -275,13 +281,14 @@ def s3_writes(operation: str, params: dict[str, Any]) -> list[Write]:
     """What an S3 operation would change ([] for a read): the objects it names, or the bucket."""
     if operation in _S3_READS:
         return []
+    bucket = str(params.get("Bucket") or "")
     if operation == "DeleteObjects":
         keys = [str(o.get("Key")) for o in (params.get("Delete") or {}).get("Objects", [])]
-        return [Write("s3", "object", k, "delete", operation) for k in keys]
+        return [Write("s3", "object", k, "delete", operation, bucket) for k in keys]
     verb: Verb = "delete" if operation.startswith("Delete") else "write"
     if params.get("Key") is not None:
-        return [Write("s3", "object", str(params["Key"]), verb, operation)]
-    return [Write("s3", "request", str(params.get("Bucket") or ""), verb, operation)]
+        return [Write("s3", "object", str(params["Key"]), verb, operation, bucket)]
+    return [Write("s3", "request", bucket, verb, operation, bucket)]
 
 
 # --- per-tenant users (MinIO's admin API) ---------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from drdrill.adapters.elasticsearch import SearchCluster
 from drdrill.adapters.postgres import MetadataDb
+from drdrill.core.cluster_state import default_replicas
 from drdrill.core.layout import Tenant
 from drdrill.settings import DataSpec
 
@@ -50,13 +51,19 @@ class SeedResult:
     seconds: float
 
 
+def seeded_replicas(cluster: SearchCluster, spec: DataSpec) -> int:
+    """The spec's replicas, or as many as this cluster can hold of the platform's."""
+    return spec.replicas if spec.replicas is not None else default_replicas(cluster.data_nodes())
+
+
 def seed_tenant(cluster: SearchCluster, db: MetadataDb, tenant: Tenant, spec: DataSpec) -> SeedResult:
     """The tenant's indices, freshly created with the spec's documents, and rows naming them."""
     started = time.monotonic()
     counts: dict[str, int] = {}
+    replicas = seeded_replicas(cluster, spec)
     for index in index_names(tenant, spec):
         cluster.delete_indices(index)
-        cluster.create_index(index)
+        cluster.create_index(index, replicas=replicas)
         counts[index] = cluster.bulk_index(documents(index, spec.docs_per_index, spec.seed))
         cluster.refresh(index)
     db.replace_tenant_rows(tenant.org_id, tenant.namespace, counts, tenant.index_prefix)

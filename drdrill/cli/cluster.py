@@ -42,6 +42,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                   f"{summary['namespace']}")
             print(f"kubeconfig  {summary['kubeconfig']}")
             print(f"drill it    drdrill run --target live --config {summary['config']}")
+            print(f"in-cluster  kubectl -n {summary['namespace']} create job --from=cronjob/drdrill-restore-test "
+                  "restore-test-now")
+            if "evidence_public_key" in summary:
+                print(f"evidence    signed with the key whose public half is {summary['evidence_public_key']}")
         return 0
     if args.cluster_command == "status":
         status = service.status()

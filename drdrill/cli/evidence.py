@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from drdrill.cli.options import add_json
+from drdrill.cli.options import DEFAULT_CONFIG, add_json, add_store_source, backup_store
+
+if TYPE_CHECKING:
+    from drdrill.adapters.s3 import ObjectStore
+    from drdrill.settings import DrillSettings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -31,12 +38,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--public-key", required=True, metavar="KEY.pub")
     add_json(verify)
     verify.set_defaults(handler=cmd_verify)
+    fetch = evidence_sub.add_parser("fetch", help="download a run's signed pack from the evidence store "
+                                    "([evidence] store_bucket)")
+    fetch.add_argument("drill_id", metavar="DRILL_ID")
+    fetch.add_argument("--config", help="settings naming the evidence store (default: drdrill.toml)")
+    fetch.add_argument("--stack", help="the local stack whose MinIO holds the store (no [target] in the settings; "
+                       "default: default)")
+    fetch.add_argument("--out", required=True, metavar="PACK.tar.gz")
+    fetch.set_defaults(handler=cmd_fetch)
 
-    history = sub.add_parser("history", help="the drills of a history, oldest first; verifies its chain")
+    history = sub.add_parser("history", help="the drills of a history, oldest first, verifying its chain; with "
+                             "[evidence] store_bucket in the settings, the runs in the evidence store, newest first")
     history.add_argument("path", nargs="?", metavar="FILE_OR_DIR", help="a history.jsonl or the directory "
                          "holding it (default: the project's)")
     history.add_argument("--config", help="settings file naming the project's history (default: drdrill.toml)")
     history.add_argument("--public-key", metavar="KEY.pub", help="also check every signature made with this key")
+    history.add_argument("--stack", help="with an evidence store and no [target]: the local stack whose MinIO "
+                         "holds it (default: default)")
     history.add_argument("--json", action="store_true")
     history.set_defaults(handler=cmd_history)
     add_metrics_command(sub)
@@ -89,12 +107,97 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_settings(config: str | None) -> DrillSettings | None:
+    """The settings, when they name an evidence store (None: the local history)."""
+    from drdrill.settings import load_settings
+
+    path = Path(config) if config else DEFAULT_CONFIG
+    if not config and not path.exists():
+        return None
+    settings = load_settings(path)
+    return settings if settings.evidence_store_bucket else None
+
+
+@contextlib.contextmanager
+def _evidence_store(settings: DrillSettings, stack: str | None) -> Iterator[ObjectStore]:
+    """The store's bucket, read only: on the live environment of [target], else on a local stack."""
+    from drdrill.core.evidence_store import environment_segment
+    from drdrill.core.ownership import EvidenceBucketOnly
+    from drdrill.settings import check_stack_name, load_paths, stack_settings_from_env
+
+    bucket = settings.evidence_store_bucket
+    assert bucket is not None
+    if settings.target is not None and stack is None:
+        from drdrill.targets.live.target import LiveTarget
+
+        live = LiveTarget(settings.target, drill_id="history")
+        try:
+            base = live.platform(request_timeout_s=30).store
+            yield base.for_bucket(bucket, EvidenceBucketOnly(bucket, environment_segment(settings.target.environment)))
+        finally:
+            live.stop()  # its port-forwards, if any
+        return
+    from drdrill.targets.local.stack import LocalStack
+    from drdrill.targets.stack_target import platform_of
+
+    name = check_stack_name(stack or "default", "--stack")
+    base = platform_of(LocalStack(load_paths(), stack_settings_from_env(), stack_name=name).endpoints()).store
+    yield base.for_bucket(bucket, EvidenceBucketOnly(bucket, f"local-{name}"))
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from drdrill.errors import UsageError
+    from drdrill.evidence.store import fetch_pack
+
+    settings = _store_settings(args.config)
+    if settings is None:
+        raise UsageError(f"{args.config or DEFAULT_CONFIG} names no evidence store",
+                         hint="set [evidence] store_bucket; a local report directory is packed with "
+                              "`drdrill evidence pack`")
+    with _evidence_store(settings, args.stack) as store:
+        key = fetch_pack(store, args.drill_id, Path(args.out))
+    print(f"wrote {args.out} (s3://{settings.evidence_store_bucket}/{key}); check it with "
+          f"`drdrill evidence verify {args.out} --public-key KEY.pub`")
+    return 0
+
+
+def _store_history(settings: DrillSettings, args: argparse.Namespace) -> int:
+    from drdrill.core.durations import format_duration
+    from drdrill.evidence.store import list_runs
+
+    with _evidence_store(settings, args.stack) as store:
+        runs = list_runs(store)
+    malformed = [r for r in runs if r.problem]
+    if args.json:
+        print(json.dumps({"store": f"s3://{settings.evidence_store_bucket}", "runs": [r.to_dict() for r in runs]},
+                         indent=2))
+        return 1 if malformed else 0
+
+    def dur(value: float | None) -> str:
+        return "-" if value is None else format_duration(value)
+
+    print(f"{'finished':<25} {'environment':<14} {'verdict':<9} {'RTO':>9} {'exposure':>9}  {'point restored':<32} "
+          "drill")
+    for r in runs:
+        finished = r.finished_at.isoformat(timespec="seconds").replace("+00:00", "Z") if r.finished_at else "-"
+        print(f"{finished:<25} {r.environment:<14} {r.verdict:<9} {dur(r.rto_seconds):>9} "
+              f"{dur(r.backup_exposure_seconds):>9}  {r.point or '-':<32} {r.drill_id}"
+              + (f"  ({r.problem})" if r.problem else "" if r.has_pack else "  (no pack)"))
+    print(f"{len(runs)} run(s) in s3://{settings.evidence_store_bucket}"
+          + (f"; {len(malformed)} malformed" if malformed else ""))
+    return 1 if malformed else 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from drdrill.core.durations import format_duration
     from drdrill.core.history import HistoryFormatError, entries, verify_chain
     from drdrill.errors import UsageError
     from drdrill.evidence.keys import holds, read_public
 
+    if not args.path:
+        settings = _store_settings(args.config)
+        if settings is not None:
+            return _store_history(settings, args)
     path = Path(args.path) if args.path else project_history(args.config)
     if path.is_dir():
         path = path / "history.jsonl"
@@ -141,10 +244,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def add_metrics_command(sub: argparse._SubParsersAction) -> None:
     metrics = sub.add_parser("metrics", help="backup exposure per tenant, for monitoring between drills "
                              "(Prometheus textfile); exit 1 when a tenant is outside its RPO")
-    where = metrics.add_mutually_exclusive_group()
-    where.add_argument("--config", help="settings with a [target] table (the environment to read; "
-                       "default: drdrill.toml)")
-    where.add_argument("--stack", help="read a local stack's bucket instead")
+    add_store_source(metrics, default_stack=None)
     metrics.add_argument("--textfile", metavar="OUT.prom", help="write the metrics here (atomically)")
     metrics.add_argument("--history", help="the history whose newest drill to report (default: the project's)")
     add_json(metrics)
@@ -157,23 +257,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from drdrill.backups.metrics import exposures, write_textfile
     from drdrill.core.durations import format_duration
     from drdrill.core.history import HistoryFormatError, last_entry
-    from drdrill.errors import UsageError
-    from drdrill.settings import DrillSettings, check_stack_name, load_paths, load_settings, stack_settings_from_env
+    from drdrill.settings import DrillSettings, load_settings
 
-    config = Path(args.config) if args.config else Path("drdrill.toml")
+    config = Path(args.config) if args.config else DEFAULT_CONFIG
     settings = load_settings(config) if args.config or config.exists() else DrillSettings()
-    if args.stack:
-        from drdrill.targets.local.stack import LocalStack
-        from drdrill.targets.stack_target import platform_of
-
-        stack = LocalStack(load_paths(), stack_settings_from_env(), stack_name=check_stack_name(args.stack, "--stack"))
-        store = platform_of(stack.endpoints()).store
-    elif settings.target is not None:
-        from drdrill.targets.live.target import LiveTarget
-
-        store = LiveTarget(settings.target, drill_id="metrics").platform(request_timeout_s=30).store
-    else:
-        raise UsageError(f"{config} has no [target] table", hint="describe the environment there, or give --stack")
+    store = backup_store(args, settings)
     rpo = settings.objectives.rpo_seconds
     tenants = exposures(store, datetime.now(UTC))
     history = Path(args.history) if args.history else project_history(args.config)

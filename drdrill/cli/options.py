@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = Path("drdrill.toml")
 
 
-def add_config(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, what: str = "settings file with a [target] table") -> None:
+def add_config(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup,
+               what: str = "settings file with a [target] table") -> None:
     parser.add_argument("--config", help=f"{what} (default: {DEFAULT_CONFIG})")
 
 

@@ -18,7 +18,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     images = sub.add_parser("images", help="the containers target's images")
     images_sub = images.add_subparsers(dest="images_command", required=True)
     build = images_sub.add_parser("build", help="build drdrill's images (Debian base, PostgreSQL, Elasticsearch, "
-                                  "MinIO) into the Docker engine; cached, rebuilt only when an input changes")
+                                  "MinIO, drdrill itself, a Pushgateway) into the Docker engine; cached, rebuilt "
+                                  "only when an input changes")
     build.add_argument("--es-version", action="append", dest="es_versions",
                        help="Elasticsearch version(s) (default: the pinned 9.x)")
     build.add_argument("--json", action="store_true")
@@ -74,6 +75,10 @@ def cmd_images_build(args: argparse.Namespace) -> int:
             for service, image in builder.ensure(version, settings.minio_version).items():
                 rows[image.tag] = {"service": service, "id": image.id, "built": image.built,
                                    "seconds": round(image.seconds, 1)}
+        # drdrill's own cluster: drdrill itself (the in-cluster restore test) and a Pushgateway
+        for service, image in builder.ensure_cluster_images().items():
+            rows[image.tag] = {"service": service, "id": image.id, "built": image.built,
+                               "seconds": round(image.seconds, 1)}
     finally:
         engine.stop()  # only if this command started it
     total = round(time.monotonic() - started, 1)

@@ -62,11 +62,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = RunRequest(features, project, args.target, Path(args.report_dir) if args.report_dir else None,
                          args.rto, args.rpo, stack=args.stack, config=Path(args.config) if args.config else None)
     plan = plan_run(request, load_paths(), stack_settings_from_env())
+    from drdrill.drill.publish import check_publishing, publish, read_stored_runs
+
+    check_publishing(plan.settings, plan.target_name, plan.stack, plan.signer)  # exit 2 before anything runs
     if args.dry_run:
         described = describe_plan(plan)
         print(json.dumps(described, indent=2) if args.json else plan_text(described), end="" if not args.json else "\n")
         return 0
 
+    plan.stored_runs = read_stored_runs(plan)  # the promises that age read the evidence store
     progress = CONSOLE.say  # one format with the log, the live line cleared before other lines
     result = execute(plan, progress=None if args.quiet else progress)
     if result.report is not None:
@@ -77,6 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             failed = failed_steps_text(result.report)
             if failed:
                 print(failed)
+        if result.report_dir is not None:  # metrics and evidence store; a failure is exit 3 (PublishError)
+            publish(plan, result.report, result.report_dir)
     return result.exit_status
 
 

@@ -12,6 +12,7 @@ restore alike (pure: the callers bring what they read from Elasticsearch or the 
 * A **restore** of a snapshot is complete when every primary it restores has started and no
   copy of its indices is still unassigned or initialising (green); it has failed when a primary
   could not be recovered (Elasticsearch does not retry a failed restore); else it is pending.
+  Its replicas count: a recovery is done when the platform is green, not when it serves yellow.
 * A **dump's content** is complete when it ends with the trailer its kind always ends with, as
   its final line: pg_dump's for the whole database, drdrill's export or pg_dump's for an
   organisation (told by the header). The restore holds the last bytes back from psql until this
@@ -52,6 +53,26 @@ def restore_progress(copies: Iterable[tuple[bool, str, str | None]], expected_pr
     if started >= expected_primaries > 0 and all(state == "STARTED" for _, state, _ in copies):
         return "complete"
     return "pending"
+
+
+def primaries_started(copies: Iterable[tuple[bool, str, str | None]], expected_primaries: int) -> bool:
+    """Every primary a restore expects has started (its replicas may still be recovering)."""
+    return expected_primaries > 0 and sum(1 for primary, state, _ in copies
+                                          if primary and state == "STARTED") >= expected_primaries
+
+
+# Deciders whose NO no wait undoes: a copy may not share a node with another copy of its shard
+# (same_shard), nor break forced allocation awareness. A replica refused by one of these on every
+# node stays unassigned for ever (a cluster too small for its replicas); other refusals (a disk
+# watermark, throttling, a primary not yet active) can pass.
+PERMANENT_DECIDERS = frozenset({"same_shard", "awareness"})
+
+
+def never_allocatable(can_allocate: str, refusals: Iterable[Iterable[str]]) -> bool:
+    """From ``_cluster/allocation/explain``: its ``can_allocate`` and, per node, the deciders
+    that said NO. True when every node refuses the copy for a reason waiting cannot change."""
+    nodes = [set(node) for node in refusals]
+    return can_allocate == "no" and bool(nodes) and all(node & PERMANENT_DECIDERS for node in nodes)
 
 
 def dump_is_complete(size_bytes: int, *, has_checksum: bool, needs_checksum: bool) -> bool:

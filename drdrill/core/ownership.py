@@ -36,6 +36,8 @@ class Write:
     verb: Verb
     # What was asked, in the service's words (an endpoint, an operation), for the message.
     request: str = ""
+    # The bucket an S3 request names ("" elsewhere): the evidence store's policy judges by it.
+    bucket: str = ""
 
     def describe(self) -> str:
         what = f"{self.kind} {self.name}" if self.name else self.kind
@@ -77,6 +79,28 @@ class _Unrestricted:
 
 
 UNRESTRICTED: WritePolicy = _Unrestricted()
+
+
+@dataclass(frozen=True)
+class EvidenceBucketOnly:
+    """The evidence store's client: it may create its own bucket (the one the settings name) and
+    put objects into it; nothing else anywhere, and nothing is ever deleted (evidence is kept).
+    The backup bucket can never be this bucket (the settings refuse it), so no write of the
+    store's client can reach a backup."""
+
+    bucket: str
+    environment: str
+
+    def check(self, write: Write) -> None:
+        if write.service == "s3" and write.bucket == self.bucket and write.verb != "delete" and (
+                write.kind == "object" or write.request == "CreateBucket"):
+            return
+        raise RefusedWrite(write, self.environment, f"the evidence store writes only new objects into its own "
+                                                    f"bucket {self.bucket!r}")
+
+    def may_write_database(self, name: str) -> bool:
+        return False
+
 
 # How a drill names what it creates on an environment it does not own.
 INDEX_PREFIX = "drdrill-"

@@ -173,6 +173,20 @@ class Timeline:
             ph.duration_seconds = _ms(ph.end_offset - ph.start_offset)
             ph.status = status
 
+    def instant(self) -> tuple[datetime, float]:
+        """Now, as (UTC wall time, monotonic offset): a boundary for :meth:`add_phase`."""
+        return self._now()
+
+    def add_phase(self, name: str, start: tuple[datetime, float], end: tuple[datetime, float], *,
+                  status: PhaseStatus = "passed", detail: str | None = None) -> Phase:
+        """Record a phase whose bounds were taken while a larger phase ran (the part of a restore
+        that recovered primaries, then the part that rebuilt replicas): a breakdown of that
+        phase, measured, never a second clock."""
+        ph = Phase(name=name, started_at=start[0], start_offset=start[1], finished_at=end[0], end_offset=end[1],
+                   duration_seconds=_ms(end[1] - start[1]), status=status, detail=detail)
+        self.phases.append(ph)
+        return ph
+
     def event(self, name: str, **data: Any) -> Event:
         at, offset = self._now()
         ev = Event(name=name, at=at, offset=offset, data=_plain(data))

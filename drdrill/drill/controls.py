@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drdrill.core.durations import format_duration
+from drdrill.core.evidence_store import QUARTER, RESTORE_TEST_WINDOW, StoredRun, aged_promise
 from drdrill.core.evidenced import ObjectiveResult, objective_results
 from drdrill.core.objectives import Objectives
 from drdrill.core.report import Control, ControlStatus, Scenario
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-QUARTER = timedelta(days=92)
 # Package data of drdrill.drill (pyproject: [tool.setuptools.package-data] "drdrill.drill").
 STANDARDS_FILE = "standards.toml"
 
@@ -73,8 +73,11 @@ def objective_controls(scenarios: list[Scenario], objectives: Objectives, name: 
 
 def controls(outcomes: list[DrillOutcome], scenarios: list[Scenario], objectives: Objectives, *, target: str,
              previous_drill_at: datetime | None, finished_at: datetime,
-             mapping: dict[str, list[str]] | None = None) -> list[Control]:
-    """``scenarios``: every outcome's scenario with its figures, objectives and step record."""
+             mapping: dict[str, list[str]] | None = None, stored_runs: list[StoredRun] | None = None,
+             this_run: StoredRun | None = None) -> list[Control]:
+    """``scenarios``: every outcome's scenario with its figures, objectives and step record.
+    ``stored_runs``: the evidence store's runs (None: no store; the cadence is the local
+    history's), with ``this_run`` as it ends; the promises that age are read from them."""
     recoveries = [o for o in outcomes if not o.expected_failure]
     restore_tests = [o for o in recoveries if "restore_test" in o.notes]
     keyed = [("rto", c) for c in objective_controls(scenarios, objectives, "RTO", "recovery time")]
@@ -82,8 +85,12 @@ def controls(outcomes: list[DrillOutcome], scenarios: list[Scenario], objectives
         scenarios, objectives, "RPO", "data loss" if not restore_tests
         else "data loss (restore test: the backup exposure bound)")]
     out = [_nightly(restore_tests, objectives, target), _retention(recoveries), _encryption(recoveries),
-           _isolation(recoveries), _cadence(previous_drill_at, finished_at)]
+           _isolation(recoveries), _cadence(previous_drill_at, finished_at) if stored_runs is None
+           else _aged(DRILLED_PROMISE, stored_runs, this_run, finished_at, QUARTER)]
     keyed += zip(("nightly-backup", "retention", "encryption", "isolation", "cadence"), out, strict=True)
+    # Without a store only this run can evidence it (a live restore test that passed).
+    keyed.append(("restore-test", _aged(f"restore tested within {RESTORE_TEST_WINDOW.days} days", stored_runs,
+                                        this_run, finished_at, RESTORE_TEST_WINDOW, kinds=("live",))))
     mapping = standards() if mapping is None else mapping
     return [replace(c, key=key, standards=list(mapping.get(key, []))) for key, c in keyed]
 
@@ -97,7 +104,7 @@ def standards() -> dict[str, list[str]]:
     return mapping
 
 
-PROMISE_KEYS = ("rto", "rpo", "nightly-backup", "retention", "encryption", "isolation", "cadence")
+PROMISE_KEYS = ("rto", "rpo", "nightly-backup", "retention", "encryption", "isolation", "cadence", "restore-test")
 
 
 def _standards(text: str, where: str = STANDARDS_FILE) -> dict[str, list[str]]:
@@ -204,8 +211,22 @@ def _isolation(outcomes: list[DrillOutcome]) -> Control:
                    "AccessDenied on the other tenants' paths tried and on metadata/")
 
 
+def _aged(promise: str, stored: list[StoredRun] | None, this_run: StoredRun | None, now: datetime,
+          window: timedelta, kinds: tuple[str, ...] | None = None) -> Control:
+    """A promise read from the evidence store (this run included): passed, failed, or not
+    evidenced when the evidence is missing or older than its window (core's one rule)."""
+    aged = aged_promise(promise, [*(stored or []), *([this_run] if this_run is not None else [])], now, window,
+                        kinds)
+    source = " (the evidence store and this run)" if stored is not None else \
+        " (this run only: no evidence store, [evidence] store_bucket)"
+    return Control(aged.promise, aged.status, aged.evidence + source)
+
+
+DRILLED_PROMISE = "drilled once a quarter"
+
+
 def _cadence(previous: datetime | None, now: datetime) -> Control:
-    promise = "drilled once a quarter"
+    promise = DRILLED_PROMISE
     if previous is None:
         return Control(promise, "not evidenced", "no earlier drill in the history")
     gap = now - previous

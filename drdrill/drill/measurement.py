@@ -58,8 +58,20 @@ def measure(drill: DrillRecord) -> DrillOutcome:
 def _restore_settings(drill: DrillRecord) -> dict[str, Any]:
     if not drill.restore_runs:
         return {}
-    return {"concurrency": max(r.concurrency for r in drill.restore_runs),
-            "seconds": round(sum(r.seconds for r in drill.restore_runs), 3), **drill.restore_limits,
+    runs = drill.restore_runs
+    seconds = sum(r.seconds for r in runs)
+    primaries = sum(r.primaries_seconds if r.primaries_seconds is not None else r.seconds for r in runs)
+    floor: dict[str, Any] = {}
+    readings = [r.cluster_states for r in runs if r.cluster_states is not None]
+    if len(readings) == len(runs):  # a run without its reading would make the floor look lower
+        # The floor under the restore: what Elasticsearch spent on cluster states meanwhile.
+        floor = {"cluster_state_seconds": round(sum(w.seconds for w in readings), 3),
+                 "cluster_states": sum(w.states for w in readings),
+                 "cluster_state_tasks_unchanged": sum(w.unchanged for w in readings)}
+    return {"concurrency": max(r.concurrency for r in runs), "seconds": round(seconds, 3),
+            "primaries_seconds": round(primaries, 3), "replicas_seconds": round(seconds - primaries, 3),
+            "replicas": max((r.replicas for run in runs for r in run.restored), default=0), **floor,
+            **drill.restore_limits,
             **{f"{key} changed": change for key, change in drill.restore_limits_changed.items()}}
 
 
@@ -110,4 +122,6 @@ def restore_sample(outcome: DrillOutcome) -> RestoreSample | None:
         fetch_s=sum(r.fetch_seconds for r in fetches), fetched_bytes=sum(r.fetched_bytes for r in fetches),
         copy_s=sum(shard.copy_time_ms for shard in data_shards) / 1000,
         copied_bytes=sum(shard.bytes_recovered for shard in data_shards),
-        throttle_bps=byte_rate(outcome.recovery_throttle))
+        throttle_bps=byte_rate(outcome.recovery_throttle),
+        replica_s=float(outcome.restore_settings.get("replicas_seconds") or 0.0),
+        replicas=int(outcome.restore_settings.get("replicas") or 0))

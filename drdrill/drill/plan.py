@@ -13,6 +13,7 @@ from typing import Any
 
 from drdrill.core.clock import from_iso
 from drdrill.core.durations import format_duration, parse_duration
+from drdrill.core.evidence_store import StoredRun
 from drdrill.core.history import entries
 from drdrill.core.report import TrendPoint
 from drdrill.drill.controls import load_mapping
@@ -20,7 +21,7 @@ from drdrill.drill.features import LoadedFeature, default_features, feature_file
 from drdrill.errors import UsageError
 from drdrill.evidence.keys import Signer, read_signer
 from drdrill.report.writer import check_history
-from drdrill.settings import DrillSettings, Paths, StackSettings, check_stack_name, load_settings
+from drdrill.settings import DrillSettings, Paths, StackSettings, check_stack_name, load_settings, with_drill_stack
 from drdrill.targets import make_target
 from drdrill.targets.base import DrillTarget
 from drdrill.targets.stack_target import StackDrillTarget
@@ -86,6 +87,8 @@ class RunPlan:
     # The promise -> controls mapping (a team's own, or drdrill's) and what the report says of it.
     controls_mapping: dict[str, list[str]] = field(default_factory=dict)
     controls_source: dict[str, str] = field(default_factory=dict)
+    # The evidence store's runs ([evidence] store_bucket), read when the run starts (drill/publish).
+    stored_runs: list[StoredRun] | None = None
 
     @property
     def destructive(self) -> list[str]:
@@ -124,6 +127,7 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
         trend = [TrendPoint(e.drill_id, e.finished_at, e.verdict, e.summary.get("rto_seconds"),
                             e.summary.get("rpo_seconds")) for e in past[-TREND_DRILLS:]]
         previous_at = next((from_iso(e.finished_at) for e in reversed(past) if e.finished_at), None)
+    stack_settings = with_drill_stack(stack_settings, settings)  # [stack] of drdrill.toml
     target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack,
                          destructive=any(f.destructive for f in loaded))
     if request.stack is not None and isinstance(target, StackDrillTarget):

@@ -10,6 +10,8 @@ from datetime import datetime
 
 from drdrill import __version__
 from drdrill.adapters.crypto import RECOMMENDED_PBKDF2_ITERATIONS
+from drdrill.core.cluster_state import cluster_state_bound
+from drdrill.core.evidence_store import StoredRun
 from drdrill.core.forecast import FORECAST_FACTOR, byte_rate, fit_model
 from drdrill.core.objectives import Objectives, Verdict, judge, judge_expected_failure, judge_run
 from drdrill.core.report import (
@@ -52,6 +54,8 @@ class RunInfo:
     # Who tested, in what role ([evidence] tester, independent): recorded as given, never guessed.
     tester: str | None = None
     independent: bool | None = None
+    # The evidence store's runs, read before the run (None: no store configured).
+    stored_runs: list[StoredRun] | None = None
 
 
 def operator_name() -> str:
@@ -132,7 +136,8 @@ def build_report(run: RunInfo, outcomes: list[DrillOutcome], timeline: Timeline,
         scenarios=list(scenarios or []), forecast=_forecast(outcomes), incomplete=run.incomplete,
         controls=controls(outcomes, evaluated, objectives, target=run.target,
                           previous_drill_at=run.previous_drill_at, finished_at=run.finished_at,
-                          mapping=run.controls_mapping),
+                          mapping=run.controls_mapping, stored_runs=run.stored_runs,
+                          this_run=StoredRun(run.drill_id, "", "", run.finished_at, verdict.status, target=run.target)),
         trend=list(run.trend),
     )
 
@@ -261,6 +266,23 @@ def store_bound_restore(outcome: DrillOutcome) -> tuple[float, float] | None:
     return (fetch, restore) if fetch >= STORE_BOUND_MIN_FETCH_S and fetch > restore else None
 
 
+def cluster_state_floor(outcome: DrillOutcome) -> tuple[float, float, int] | None:
+    """(restore seconds, cluster-state seconds, states) when the time Elasticsearch spent on
+    cluster states dominated the restore phase (drdrill.core.cluster_state)."""
+    settings = outcome.restore_settings or (outcome.notes.get("restore") if isinstance(
+        outcome.notes.get("restore"), dict) else None) or {}
+    restore, floor = settings.get("seconds"), settings.get("cluster_state_seconds")
+    if restore is None or floor is None or not cluster_state_bound(restore, floor):
+        return None
+    return float(restore), float(floor), int(settings.get("cluster_states") or 0)
+
+
+def _fidelity(outcome: DrillOutcome) -> list[str]:
+    """What made a restore test less faithful than a production recovery (its own notes)."""
+    restore = outcome.notes.get("restore")
+    return [str(text) for text in restore.get("fidelity", [])] if isinstance(restore, dict) else []
+
+
 def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
     found: dict[str, Weakness] = {}
     for outcome in outcomes:
@@ -278,6 +300,18 @@ def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
                 f"max_snapshot_bytes_per_sec={backup_throttled[2]}: at production size the nightly backup's "
                 "duration (and so the data a disaster during it loses) is bounded by that setting",
                 "raise max_snapshot_bytes_per_sec on the tenants' repositories (and re-run the drill)")
+        floor = cluster_state_floor(outcome)
+        if floor is not None:
+            found["cluster-state-bound"] = Weakness(
+                f"Elasticsearch's cluster-state updates were the bottleneck of the restore: the master spent "
+                f"{floor[1]:.1f}s of the {floor[0]:.1f}s restore phase computing, publishing and applying "
+                f"{floor[2]} cluster states (_nodes/stats discovery.cluster_state_update); they run one at a time, "
+                "so more tenants side by side cannot restore faster",
+                "fewer, larger indices per tenant or fewer states per restore (e.g. one restore request for "
+                "several indices) lower the floor; a faster master disk shortens each state's commit")
+        for text in _fidelity(outcome):
+            found[f"fidelity: {text}"] = Weakness(text, "set [restore_test] replicas to the platform's own "
+                                                        "number_of_replicas to measure the replica rebuild too")
         throttled = throttled_restore(outcome)
         if throttled is not None:
             found["throttle"] = Weakness(

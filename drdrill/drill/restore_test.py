@@ -32,6 +32,7 @@ from drdrill.drill.headroom import check_headroom
 from drdrill.drill.isolation import isolation_checks
 from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_copies, scratch_database_name
+from drdrill.drill.restore_phase import RestoreParts, restore_test_notes
 from drdrill.drill.restore_points import DumpPoint, Sandbox, TenantPoint, describe_points
 from drdrill.drill.session import Session, step
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, restore_tenants
@@ -310,16 +311,17 @@ class RestoreTest(Session):
                 self.sandbox.track_created(repositories=[repository],
                                            indices=[prefix + index for index in point.chosen.indices])
                 jobs.append(TenantRestoreJob(point.tenant, point.chosen.name, repository,
-                                             mark=self.sandbox.mark.to_dict()))
+                                             mark=self.sandbox.mark.to_dict(),
+                                             copy_replicas=self.settings.restore_test_replicas))
+            parts = RestoreParts(self.timeline, platform.cluster, self.scenario)
             outcome = restore_tenants(platform, jobs, self.drill_id, self.owners, timeout_s=self.settings.wait_budget_s,
                                       concurrency=self.settings.restore_concurrency, rename_prefix=prefix,
-                                      progress=self.progress)
+                                      progress=self.progress, on_primaries=parts.primaries_started)
+            parts.finish(outcome)
             self.snapshot_restores += outcome.restored
-            # The copies are isolated: no replica (a weakness of fidelity: a production recovery
-            # also rebuilds replicas), no lifecycle policy, no alias.
-            self.notes["restore"] = {"concurrency": outcome.concurrency, "seconds": round(outcome.seconds, 3),
-                                     "replicas": 0, "lifecycle_policy": "removed from the copies",
-                                     "aliases": "not restored"}
+            # The copies are isolated: no lifecycle policy, no alias, and [restore_test] replicas
+            # replicas (by default none).
+            self.notes["restore"] = restore_test_notes(outcome, self.settings.restore_test_replicas)
             for _tenant, failure in outcome.failed:
                 self.fail_and_go_on(ph, failure)
 

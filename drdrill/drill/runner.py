@@ -102,7 +102,8 @@ def execute(plan: RunPlan, progress=None) -> RunResult:
                                       plan.settings.objectives, incomplete=interrupted, trend=plan.trend,
                                       previous_drill_at=plan.previous_drill_at, target_facts=target_facts,
                                       controls_mapping=plan.controls_mapping, controls_source=plan.controls_source,
-                                      tester=plan.settings.tester, independent=plan.settings.independent),
+                                      tester=plan.settings.tester, independent=plan.settings.independent,
+                                      stored_runs=plan.stored_runs),
                               ctx.outcomes, ctx.timeline,
                               ctx.scenarios, extra_problems=ctx.problems)
         # The drill's own log always; the services' logs when something went wrong (they explain it);
@@ -148,8 +149,7 @@ def _drill_log(path: Path) -> Iterator[Path]:
 
 
 def _service_logs(ctx: RunContext) -> dict[str, str]:
-    if not ctx.target_started:
-        return {}
+    # Also when the target did not start: its services' logs are what explains that.
     try:
         return ctx.target.service_logs()
     except Exception as exc:  # evidence is worth trying for, not worth failing the drill over

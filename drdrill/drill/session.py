@@ -35,6 +35,7 @@ from drdrill.drill.measurement import measure
 from drdrill.drill.nightly import apply_policy, coverage, coverage_checks, past_nights, run_nights
 from drdrill.drill.outcome import DrillOutcome
 from drdrill.drill.restore import MetadataRestore, restore_metadata, restore_tenant_rows
+from drdrill.drill.restore_phase import RestoreParts
 from drdrill.drill.snapshot_restore import SnapshotRestore, TenantRestoreJob, TenantRestores, restore_tenants
 from drdrill.errors import (
     DrdrillError,
@@ -426,10 +427,12 @@ class Drill(Session):
             cluster = self.platform.cluster
             limits = cluster.effective_settings(cluster.RECOVERY_THROTTLE, cluster.INITIAL_PRIMARIES)
             self.recovery_throttle = limits.get(cluster.RECOVERY_THROTTLE)
+            parts = RestoreParts(self.timeline, cluster, self.scenario)
             outcome = restore_tenants(
                 self.platform, [TenantRestoreJob(t) for t in tenants or self.settings.tenants], self.drill_id,
                 self.owners, timeout_s=self.settings.wait_budget_s, concurrency=self.settings.restore_concurrency,
-                progress=self.progress)
+                progress=self.progress, on_primaries=parts.primaries_started)
+            parts.finish(outcome)
             self.snapshot_restores += outcome.restored
             self.restore_runs.append(outcome)
             self.restore_limits = limits

@@ -34,6 +34,12 @@ class ProcessRecord:
     pid: int
     create_time: float
     stop_signal: int = signal.SIGTERM
+    node: str = ""  # which of a service's processes (an Elasticsearch node of several); '' if one
+
+    @property
+    def key(self) -> str:
+        """``elasticsearch`` or, one node of several, ``elasticsearch/drdrill-es-1``."""
+        return f"{self.service}/{self.node}" if self.node else self.service
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -45,6 +51,7 @@ class ProcessRecord:
             pid=int(data["pid"]),
             create_time=float(data["create_time"]),
             stop_signal=int(data.get("stop_signal", signal.SIGTERM)),
+            node=str(data.get("node", "")),
         )
 
 
@@ -57,6 +64,7 @@ def spawn(
     log_path: Path,
     user: ServiceUser | None,
     stop_signal: int = signal.SIGTERM,
+    node: str = "",
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
@@ -74,7 +82,7 @@ def spawn(
         )
     create_time = psutil.Process(proc.pid).create_time()
     log.debug("started %s pid %d", service, proc.pid)
-    return proc, ProcessRecord(service, proc.pid, create_time, int(stop_signal))
+    return proc, ProcessRecord(service, proc.pid, create_time, int(stop_signal), node)
 
 
 def _leader(record: ProcessRecord) -> psutil.Process | None:
@@ -124,6 +132,10 @@ def is_running(record: ProcessRecord) -> bool:
 
 def stop(record: ProcessRecord, timeout_s: float) -> list[int]:
     """Stop the service's whole process group; returns the pids that had to be killed."""
+    return stop_together([record], timeout_s)
+
+
+def _ask_to_stop(record: ProcessRecord) -> list[psutil.Process]:
     leader = _leader(record)
     if leader is not None:
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -134,14 +146,22 @@ def stop(record: ProcessRecord, timeout_s: float) -> list[int]:
         for proc in group:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(group + ([leader] if leader else []), timeout=timeout_s)
+    return group + ([leader] if leader else [])
+
+
+def stop_together(records: Sequence[ProcessRecord], timeout_s: float) -> list[int]:
+    """Ask every process to stop at once, then wait for all: the nodes of one Elasticsearch
+    cluster stopped one after another lose their quorum and the last ones hang in shutdown."""
+    procs = [proc for record in records for proc in _ask_to_stop(record)]
+    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
     killed = []
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
             killed.append(proc.pid)
     if alive:
-        log.warning("%s did not stop within %.0fs; killed pids %s", record.service, timeout_s, killed)
+        log.warning("%s did not stop within %.0fs; killed pids %s", ", ".join(r.key for r in records),
+                    timeout_s, killed)
         psutil.wait_procs(alive, timeout=10)
     return killed
 

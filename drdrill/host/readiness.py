@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drdrill.errors import DrdrillError, ServiceNotReady, WaitTimedOut
+from drdrill.host.fatal import bind_port, fatal_cause, port_holder
 from drdrill.host.tools import tail_text
 
 Probe = Callable[[], tuple[bool, str]]
@@ -17,6 +18,10 @@ log = logging.getLogger(__name__)
 # A wait says how far it got at a steady pace: a person sees it from the first seconds, a CI log
 # is not flooded.
 SAY_EVERY_S = 5.0
+# A failure keeps this many log lines; the fatal error is looked for further back (Elasticsearch's
+# stack trace of a bind failure alone is ~50 lines, followed by its shutdown).
+TAIL_LINES = 30
+CAUSE_LINES = 400
 
 
 def wait_for(
@@ -55,13 +60,27 @@ def wait_for(
                 last_state = f"process exited with status {code} ({last_state})"
             if log_path is None and log_tail is None:
                 raise WaitTimedOut(what, elapsed, last_state, hint=hint)
-            tail = log_tail() if log_tail is not None else tail_text(log_path, 30) if log_path else ""
+            text = log_tail() if log_tail is not None else tail_text(log_path, CAUSE_LINES) if log_path else ""
+            cause = startup_cause(text, local=log_path is not None and log_tail is None)
+            tail = "\n".join(text.splitlines()[-TAIL_LINES:])
             raise ServiceNotReady(what, elapsed if code is not None else timeout_s, last_state, tail,
-                                  hint=hint or (f"see {log_path}" if log_path else None))
+                                  hint=hint or (f"see {log_path}" if log_path else None), cause=cause)
         if elapsed - (said - started) >= SAY_EVERY_S:
             said = time.monotonic()
             log.info("waiting for %s (%.0fs of at most %.0fs): %s", what, elapsed, timeout_s, last_state[:160])
         time.sleep(interval_s)
+
+
+def startup_cause(text: str, *, local: bool) -> str | None:
+    """The service's own fatal error in its log; for a bind failure of a process on this host,
+    also who holds that port now (another stack's node, a leftover process), which is what to fix."""
+    cause = fatal_cause(text)
+    port = bind_port(cause) if cause else None
+    if cause and port is not None and local:
+        holder = port_holder(port)
+        cause += f"; port {port} is held by {holder}" if holder else \
+            f"; nothing holds port {port} any more (something held it while the node started)"
+    return cause
 
 
 def wait_until_ready(service: str, probe: Probe, *, timeout_s: float, log_path: Path,

@@ -185,6 +185,34 @@ class ImageBuilder:
             images["toolbox"] = self._build("toolbox", TOOLBOX_TAG, base_id, TOOLBOX_DOCKERFILE, {})
             return images
 
+    def ensure_cluster_images(self) -> dict[str, BuiltImage]:
+        """What drdrill's own cluster runs beside the platform: drdrill itself (the in-cluster
+        restore test) and a Pushgateway (:mod:`drdrill.provision.cluster_images`)."""
+        from drdrill.provision import cluster_images as ci
+
+        with file_lock(self.cache_dir / "locks" / "images.lock"):
+            base_id = self._base().id
+            root = ci.checkout_root()
+            ca_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+
+            def stage(context: Path) -> None:
+                (context / "wheels").mkdir()
+                ci.build_wheel(root, context / "wheels", self.cache_dir / "logs" / "drdrill-wheel.log")
+                (context / "requirements.txt").write_text(ci.requirements((root / "pyproject.toml").read_text()))
+                if ca_bundle.is_file():
+                    shutil.copy2(ca_bundle, context / "pip-ca.pem")
+                else:
+                    (context / "pip-ca.pem").write_text("")
+
+            version = ci.drdrill_version()
+            return {
+                "drdrill": self._build("drdrill", ci.drdrill_tag(version), base_id,
+                                       ci.drdrill_dockerfile(BASE_TAG, PG_MAJOR), {}, stage=stage,
+                                       extra=(version, ci.source_digest(root))),
+                "pushgateway": self._build("pushgateway", ci.PUSHGATEWAY_TAG, base_id,
+                                           ci.pushgateway_dockerfile(BASE_TAG), {}),
+            }
+
     def ensure_toxiproxy(self) -> BuiltImage:
         """Only the proxy (the services' images are named in the settings)."""
         with file_lock(self.cache_dir / "locks" / "images.lock"):

@@ -45,6 +45,8 @@ DEFAULT_MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 DEFAULT_BUCKET = "es-backups"
 # 2 cores / 24 GB: 1 GiB of heap leaves room for two stacks at once plus the tests.
 DEFAULT_ES_HEAP_MB = 1024
+# Each node is a JVM of heap + ~0.5 GB off-heap on this 2-core / 24 GB kind of machine.
+MAX_ES_NODES = 9
 
 _ES_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$", re.ASCII)
 # A stack name becomes one directory under the stacks directory: one safe path segment, like
@@ -119,6 +121,8 @@ class StackSettings:
     db_user: str = "es_user"
     ready_timeout_s: float = 180.0
     stop_timeout_s: float = 30.0
+    # Elasticsearch nodes the local target starts (one cluster on loopback); 1 is a single node.
+    elasticsearch_nodes: int = 1
 
     def __post_init__(self) -> None:
         if not _ES_VERSION_RE.match(self.es_version):
@@ -129,8 +133,22 @@ class StackSettings:
             raise ConfigError("es_heap_mb", f"{self.es_heap_mb} is outside 256..16384 MB")
         if self.ready_timeout_s <= 0 or self.stop_timeout_s <= 0:
             raise ConfigError("timeouts", "must be positive")
+        if isinstance(self.elasticsearch_nodes, bool) or not isinstance(self.elasticsearch_nodes, int) \
+                or not 1 <= self.elasticsearch_nodes <= MAX_ES_NODES:
+            raise ConfigError("elasticsearch_nodes", f"{self.elasticsearch_nodes!r} is outside 1..{MAX_ES_NODES}",
+                              hint="a cluster of 3 drills replicas and node loss; 1 is the quickest")
         if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", self.bucket):
             raise ConfigError("bucket", f"{self.bucket!r} is not a valid S3 bucket name")
+
+
+def with_drill_stack(stack: StackSettings, drill: DrillSettings,
+                     environ: Mapping[str, str] | None = None) -> StackSettings:
+    """The stack a drill starts: the drill file's ``[stack]`` unless ``DRDRILL_ES_NODES`` says
+    otherwise (the environment, like the command line, wins over the file)."""
+    env = os.environ if environ is None else environ
+    if drill.elasticsearch_nodes is None or env.get("DRDRILL_ES_NODES"):
+        return stack
+    return replace(stack, elasticsearch_nodes=drill.elasticsearch_nodes)
 
 
 def es_major(version: str) -> int:
@@ -146,6 +164,11 @@ def stack_settings_from_env(environ: Mapping[str, str] | None = None, **override
         from_env["es_version"] = env["DRDRILL_ES_VERSION"]
     if env.get("DRDRILL_MINIO_VERSION"):
         from_env["minio_version"] = env["DRDRILL_MINIO_VERSION"]
+    if env.get("DRDRILL_ES_NODES"):
+        raw = env["DRDRILL_ES_NODES"]
+        if not (raw.isascii() and raw.isdigit()):
+            raise ConfigError("DRDRILL_ES_NODES", f"{raw!r} is not a whole number of nodes")
+        from_env["elasticsearch_nodes"] = int(raw)
     if env.get("DRDRILL_ES_HEAP_MB"):
         raw = env["DRDRILL_ES_HEAP_MB"]
         if not (raw.isascii() and raw.isdigit()):
@@ -158,6 +181,9 @@ def stack_settings_from_env(environ: Mapping[str, str] | None = None, **override
 # --- drill settings -------------------------------------------------------------------------
 
 
+MAX_REPLICAS = 10
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """The synthetic data a drill seeds per tenant."""
@@ -165,10 +191,15 @@ class DataSpec:
     indices_per_tenant: int = 2
     docs_per_index: int = 1000
     seed: int = 42
+    # number_of_replicas of the seeded indices; None: as many as the cluster the drill seeds can
+    # hold, up to the platform's one (drdrill.core.cluster_state.default_replicas).
+    replicas: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.indices_per_tenant <= 100:
             raise ConfigError("indices_per_tenant", f"{self.indices_per_tenant} is outside 1..100")
+        if self.replicas is not None and not 0 <= self.replicas <= MAX_REPLICAS:
+            raise ConfigError("data.replicas", f"{self.replicas} is outside 0..{MAX_REPLICAS}")
         if not 0 <= self.docs_per_index <= 100_000_000:
             raise ConfigError("docs_per_index", f"{self.docs_per_index} is outside 0..100000000")
 
@@ -226,6 +257,17 @@ class DrillSettings:
     restore_point: Policy = "newest"
     # The containers target's images (see ContainerImages).
     images: ContainerImages = field(default_factory=ContainerImages)
+    # [restore_test] replicas: number_of_replicas of the restore test's copies on a live cluster.
+    # 0 keeps the copies light, but leaves the replica rebuild a production recovery needs
+    # unmeasured (the report records it as a weakness of fidelity).
+    restore_test_replicas: int = 0
+    # [restore_test] pushgateway_url: where each run pushes its metrics (None: not pushed).
+    pushgateway_url: str | None = None
+    # [evidence] store_bucket: a bucket of drdrill's own on the drill's S3 endpoint that keeps
+    # every run's signed pack and report.json (None: no evidence store). Never the backup bucket.
+    evidence_store_bucket: str | None = None
+    # [stack] elasticsearch_nodes: the cluster a drill starts (None: the stack settings' own).
+    elasticsearch_nodes: int | None = None
 
     def __post_init__(self) -> None:
         if self.restore_concurrency < 1:
@@ -251,15 +293,16 @@ class DrillSettings:
 
 _KNOWN = {
     "objectives": {"rto", "rpo"},
-    "data": {"tenants", "indices_per_tenant", "docs_per_index"},
+    "data": {"tenants", "indices_per_tenant", "docs_per_index", "replicas"},
     "canary": {"interval", "post_backup"},
     "encryption": {"pbkdf2", "md", "iterations"},
     "target": None,  # checked by the live target's own settings
     "history": {"path"},
-    "evidence": {"key_file", "key_env", "controls_file", "tester", "independent"},
+    "evidence": {"key_file", "key_env", "controls_file", "tester", "independent", "store_bucket"},
     "restore": {"concurrency"},
-    "restore_test": {"point"},
+    "restore_test": {"point", "pushgateway_url", "replicas"},
     "containers": {"elasticsearch_image", "minio_image", "postgres_image"},
+    "stack": {"elasticsearch_nodes"},
 }
 
 
@@ -334,7 +377,7 @@ def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str 
         changes["data"] = DataSpec(
             indices_per_tenant=_typed(data, "indices_per_tenant", base.data.indices_per_tenant, int, "data"),
             docs_per_index=_typed(data, "docs_per_index", base.data.docs_per_index, int, "data"),
-            seed=base.data.seed)
+            seed=base.data.seed, replicas=_typed(data, "replicas", base.data.replicas, int, "data"))
     canary = _section(raw, "canary", source)
     if canary:
         changes["canary_interval_s"] = parse_duration(canary.get("interval", base.canary_interval_s),
@@ -361,21 +404,64 @@ def settings_from_dict(raw: dict[str, Any], base: DrillSettings, *, source: str 
                 else Path(controls_file)
         changes["tester"] = _typed(evidence, "tester", None, str, "evidence")
         changes["independent"] = _typed(evidence, "independent", None, bool, "evidence")
+        if evidence.get("store_bucket") is not None:
+            changes["evidence_store_bucket"] = _check_bucket(_typed(evidence, "store_bucket", None, str, "evidence"),
+                                                             f"{source}: evidence.store_bucket")
     restore = _section(raw, "restore", source)
     if restore:
         changes["restore_concurrency"] = _typed(restore, "concurrency", base.restore_concurrency, int, "restore")
     restore_test = _section(raw, "restore_test", source)
     if restore_test:
         changes["restore_point"] = check_policy(restore_test.get("point", base.restore_point), "restore_test.point")
+        replicas = _typed(restore_test, "replicas", base.restore_test_replicas, int, "restore_test")
+        if not 0 <= replicas <= MAX_REPLICAS:
+            raise ConfigError(f"{source}: restore_test.replicas", f"{replicas} is outside 0..{MAX_REPLICAS}")
+        changes["restore_test_replicas"] = replicas
+        if restore_test.get("pushgateway_url") is not None:
+            changes["pushgateway_url"] = _check_url(_typed(restore_test, "pushgateway_url", None, str, "restore_test"),
+                                                    f"{source}: restore_test.pushgateway_url")
     containers = _section(raw, "containers", source)
     if containers:
         changes["images"] = ContainerImages(**{
             key.removesuffix("_image"): _check_image(_typed(containers, key, None, str, "containers"), key)
             for key in sorted(_KNOWN["containers"] or ())})
+    stack = _section(raw, "stack", source)
+    if stack.get("elasticsearch_nodes") is not None:
+        nodes = _typed(stack, "elasticsearch_nodes", None, int, "stack")
+        replace(StackSettings(), elasticsearch_nodes=nodes)  # the same bounds as everywhere
+        changes["elasticsearch_nodes"] = nodes
     target = _section(raw, "target", source)
     if target:
         from drdrill.settings.live import LiveTargetSettings
 
         changes["target"] = LiveTargetSettings.from_table(target, source=source)
-    return replace(base, **changes)
+    settings = replace(base, **changes)
+    _check_store_apart(settings, source)
+    return settings
+
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+
+
+def _check_bucket(value: str, where: str) -> str:
+    if not _BUCKET_RE.fullmatch(value) or ".." in value:
+        raise ConfigError(where, f"{value!r} is not a valid S3 bucket name", hint="e.g. drdrill-evidence")
+    return value
+
+
+def _check_url(value: str, where: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value, re.ASCII):
+        raise ConfigError(where, f"{value!r} is not an http(s) URL", hint="e.g. http://pushgateway:9091")
+    return value
+
+
+def _check_store_apart(settings: DrillSettings, source: str) -> None:
+    """The evidence store is a bucket of drdrill's own: never the bucket the backups are in (the
+    live target's [target] s3_bucket, else the stack's), where drdrill writes nothing of its own."""
+    store = settings.evidence_store_bucket
+    backups = settings.target.s3_bucket if settings.target is not None else DEFAULT_BUCKET
+    if store is not None and store == backups:
+        raise ConfigError(f"{source}: evidence.store_bucket", f"{store!r} is the backup bucket",
+                          hint="name a bucket of drdrill's own, e.g. drdrill-evidence; drdrill never writes "
+                               "into the backup bucket")
 

@@ -25,6 +25,9 @@ fs_repository_dir = "/mnt/es-repo"      # with "fs": a directory every node read
 # context = "staging"                   # optional
 # namespace = "es-serverless"
 # kustomization = "k8s/overlays/staging" # destructive drills: what a recovery applies (step 1)
+# In a pod of that namespace (the restore-test CronJob): kubeconfig = "in-cluster" reads the API
+# as the pod's ServiceAccount, and elasticsearch_url, s3_endpoint and the DSN's host name the
+# Services directly (http://elasticsearch:9200, http://minio:9000, postgres:5432).
 
 # Optional, per tenant: the credentials its backup job holds. The restore test then checks, read
 # only, that they list and read the tenant's own path and are refused every other's and metadata/.
@@ -56,6 +59,8 @@ _PLAIN = ("environment", "elasticsearch_url", "elasticsearch_username", "elastic
           "s3_bucket", "repository", "fs_repository_dir", "tenants_query")
 _KUBERNETES = ("kubeconfig", "context", "namespace", "kustomization")
 TENANT_CREDENTIALS = "tenant_credentials"
+# kubeconfig = "in-cluster": the pod's ServiceAccount, the Services reached by their names.
+IN_CLUSTER = "in-cluster"
 KNOWN_KEYS = frozenset(_PLAIN) | {f"{s}_{how}" for s in _SECRETS for how in ("env", "file")} | \
     frozenset(_KUBERNETES) | {TENANT_CREDENTIALS}
 _TENANT_SECRETS = ("access_key", "secret_key")
@@ -113,9 +118,10 @@ class KubernetesRef:
     """``kubeconfig``, ``context`` and ``namespace``: the platform's namespace in a cluster. Its
     Services are the runbook's (``elasticsearch:9200``, ``minio:9000``, ``postgres:5432``),
     reached through port-forwards (the DSN's user, password and database are used, its host and
-    port replaced); the nightly backup is the CronJob ``es-backup``."""
+    port replaced); the nightly backup is the CronJob ``es-backup``. ``kubeconfig`` None: in a pod
+    (``kubeconfig = "in-cluster"``), the ServiceAccount's API and the Services reached directly."""
 
-    kubeconfig: Path
+    kubeconfig: Path | None
     namespace: str
     context: str | None = None
     kustomization: Path | None = None  # the platform's manifests: what a recovery applies (step 1)
@@ -138,13 +144,42 @@ class KubernetesRef:
         if manifests is not None and not (manifests / "kustomization.yaml").is_file():
             raise ConfigError(f"{where} kustomization", f"{manifests} holds no kustomization.yaml",
                               hint="the directory `kubectl apply -k` takes for the platform")
+        if given["kubeconfig"] == IN_CLUSTER:
+            if "context" in given:
+                raise ConfigError(f"{where} context", "an in-cluster ServiceAccount has no contexts")
+            return cls(None, given["namespace"], None, manifests)
         return cls(Path(given["kubeconfig"]).expanduser(), given["namespace"], given.get("context"), manifests)
 
+    @property
+    def in_cluster(self) -> bool:
+        return self.kubeconfig is None
+
     def describe(self) -> dict[str, Any]:
-        return {"kubeconfig": str(self.kubeconfig), "context": self.context, "namespace": self.namespace,
+        return {"kubeconfig": str(self.kubeconfig) if self.kubeconfig else IN_CLUSTER,
+                "context": self.context, "namespace": self.namespace,
                 "kustomization": str(self.kustomization) if self.kustomization else None,
                 "services": {s.name: s.port for s in (self.elasticsearch, self.minio, self.postgres)},
                 "backup_cronjob": self.backup_cronjob}
+
+
+def service_host(host: str, environ: Mapping[str, str]) -> str:
+    """In a pod, a Service's name as the kubelet publishes it (``<NAME>_SERVICE_HOST``, as the
+    platform's backup scripts read it), for clusters without a DNS add-on; else the name itself."""
+    return environ.get(f"{host.upper().replace('-', '_')}_SERVICE_HOST") or host
+
+
+def service_url(url: str, environ: Mapping[str, str]) -> str:
+    """``url`` with its host replaced by :func:`service_host` (its port is the Service's)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return url
+    found = service_host(parts.hostname, environ)
+    if found == parts.hostname:
+        return url
+    netloc = f"{found}:{parts.port}" if parts.port else found
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _select_only(query: str | None, where: str) -> str | None:
@@ -243,7 +278,7 @@ class LiveTargetSettings:
         if bool(table.get("elasticsearch_username")) != bool(secrets["elasticsearch_password"]):
             raise ConfigError(where, "elasticsearch_username and elasticsearch_password_env go together")
         for url_key in ("elasticsearch_url", "s3_endpoint"):
-            if kubernetes is not None:
+            if kubernetes is not None and not kubernetes.in_cluster:
                 if url_key in table:
                     raise ConfigError(f"{where} {url_key}", "with kubeconfig, drdrill reaches the platform's "
                                       "Services through port-forwards", hint=f"remove {url_key}, or kubeconfig")

@@ -52,12 +52,38 @@ def probe_postgres(conn: PgConn) -> tuple[bool, str]:
     return MetadataDb(conn).probe()
 
 
-def platform_es_settings(cluster_name: str, repo_root: Path) -> dict[str, str]:
-    """The node settings every target's Elasticsearch runs with (local process or container)."""
+def probe_es_cluster(url: str, nodes: int) -> tuple[bool, str]:
+    """A cluster is ready when it answers with a health that serves and all ``nodes`` joined:
+    a node that answers before the others joined would let a drill start on a smaller cluster."""
+    from drdrill.adapters.elasticsearch import SearchCluster  # the client is heavy: import on use
+
+    if nodes <= 1:
+        return probe_elasticsearch(url)
+    cluster = SearchCluster(url, request_timeout_s=2)
+    try:
+        ready, state = cluster.probe(2)
+        if not ready:
+            return ready, state
+        joined = int(cluster.client.options(request_timeout=2, max_retries=0).cluster.health()["number_of_nodes"])
+        return joined >= nodes, f"{state}, {joined} of {nodes} nodes joined"
+    finally:
+        cluster.close()
+
+
+def platform_es_settings(cluster_name: str, repo_root: Path, *, node_name: str = "drdrill-es",
+                         seed_hosts: list[str] | None = None, master_nodes: list[str] | None = None
+                         ) -> dict[str, str]:
+    """The node settings every target's Elasticsearch runs with (local process or container).
+    One node forms a cluster of its own; several find each other at ``seed_hosts`` (their
+    transport addresses) and bootstrap the first election among ``master_nodes``."""
+    discovery = {"discovery.type": "single-node"} if not seed_hosts else {
+        "discovery.seed_hosts": ",".join(seed_hosts),
+        "cluster.initial_master_nodes": ",".join(master_nodes or []),
+    }
     return {
         "cluster.name": cluster_name,
-        "node.name": "drdrill-es",
-        "discovery.type": "single-node",
+        "node.name": node_name,
+        **discovery,
         "xpack.security.enabled": "false",
         "path.repo": str(repo_root),
         # Drills run on developer machines with full-ish disks; the disk-full fault is
@@ -110,6 +136,11 @@ class LocalService(ABC):
         self.user = user
 
     @property
+    def node(self) -> str:
+        """Which of the service's processes this is ('' when the service has one)."""
+        return ""
+
+    @property
     def log_path(self) -> Path:
         return self.root / "console.log"
 
@@ -133,15 +164,37 @@ class LocalService(ABC):
 
 
 class ElasticsearchService(LocalService):
+    """One Elasticsearch node. Alone (``transport_ports`` of one) it keeps the single-node layout,
+    ``<workdir>/elasticsearch``; node ``index`` of several lives in ``elasticsearch/node-<index>``
+    and all share ``elasticsearch/repo`` (the fs repository must be one directory every node sees)."""
+
     name = "elasticsearch"
 
     def __init__(
         self, workdir: Path, port: int, user: ServiceUser | None, *, home: Path, java: JavaRuntime,
-        transport_port: int, heap_mb: int, cluster_name: str,
+        transport_port: int, heap_mb: int, cluster_name: str, index: int = 0,
+        transport_ports: list[int] | None = None,
     ) -> None:
         super().__init__(workdir, port, user)
         self.home, self.java = home, java
         self.transport_port, self.heap_mb, self.cluster_name = transport_port, heap_mb, cluster_name
+        self.index = index
+        self.transport_ports = transport_ports or [transport_port]
+        self.service_root = workdir / self.name
+        if self.nodes > 1:
+            self.root = self.service_root / f"node-{index}"
+
+    @property
+    def nodes(self) -> int:
+        return len(self.transport_ports)
+
+    @property
+    def node(self) -> str:
+        return self.node_name(self.index) if self.nodes > 1 else ""
+
+    @staticmethod
+    def node_name(index: int) -> str:
+        return f"drdrill-es-{index}"
 
     @property
     def url(self) -> str:
@@ -149,21 +202,39 @@ class ElasticsearchService(LocalService):
 
     @property
     def repo_root(self) -> Path:
-        return self.root / "repo"
+        return self.service_root / "repo"
 
     def prepare(self) -> None:
+        if self.nodes > 1:
+            self.service_root.mkdir(mode=0o711, exist_ok=True)
+            if not self.repo_root.exists():
+                self.repo_root.mkdir()
+                _chown_tree(self.repo_root, self.user)
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root.mkdir()
+            os.chmod(self.root, 0o700)
+            self._prepare_node()
+            return
         super().prepare()
+        self._prepare_node()
+
+    def _prepare_node(self) -> None:
         # Elasticsearch writes its keystore into the config directory on start, so each stack
         # gets its own copy rather than sharing the cached distribution's.
         shutil.copytree(self.home / "config", self.root / "config")
         strip_unsupported_jvm_options(self.root / "config", self.java)
-        for sub in ("data", "logs", "repo", "tmp"):
+        for sub in ("data", "logs", "repo", "tmp") if self.nodes == 1 else ("data", "logs", "tmp"):
             (self.root / sub).mkdir()
         _chown_tree(self.root, self.user)
 
     def command(self) -> tuple[list[str], dict[str, str]]:
+        names = [self.node_name(i) for i in range(self.nodes)]
+        alone = self.nodes == 1
         settings = {
-            **platform_es_settings(self.cluster_name, self.repo_root),
+            **platform_es_settings(
+                self.cluster_name, self.repo_root, node_name="drdrill-es" if alone else names[self.index],
+                seed_hosts=None if alone else [f"127.0.0.1:{port}" for port in self.transport_ports],
+                master_nodes=None if alone else names),
             "http.host": "127.0.0.1",
             "transport.host": "127.0.0.1",
             "http.port": str(self.port),
@@ -182,7 +253,7 @@ class ElasticsearchService(LocalService):
         return argv, env
 
     def probe(self) -> tuple[bool, str]:
-        return probe_elasticsearch(self.url)
+        return probe_es_cluster(self.url, self.nodes)
 
     def after_ready(self) -> dict[str, str]:
         return {"elasticsearch": elasticsearch_version(self.url)}

@@ -104,7 +104,10 @@ class StackDrillTarget:
         return {"kind": "local", "stack": self.stack.stack_name,
                 "lifetime": "started for this drill and removed after it" if self.owned else
                 "an existing stack, kept running", "elasticsearch": self.stack.settings.es_version,
-                "minio": self.stack.settings.minio_version}
+                "minio": self.stack.settings.minio_version,
+                # What each node was given: the figures a drill's times depend on.
+                "elasticsearch_nodes": self.stack.settings.elasticsearch_nodes,
+                "elasticsearch_heap_mb_per_node": self.stack.settings.es_heap_mb}
 
     def service_logs(self, lines: int = 200) -> dict[str, str]:
         return self.stack.log_tails(lines)

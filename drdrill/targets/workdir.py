@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +23,34 @@ STATE_FILE = "stack.json"
 PG_ADMIN_USER = "postgres"
 
 
+# Where a service's port is drawn from: below the kernel's ephemeral range (32768.. by default),
+# which bind(0) and outgoing connections take ports from. A port drawn from that range is free
+# when drawn but not reserved: anything on the machine may take it in the seconds before the
+# service binds it (Elasticsearch binds ~10-40 s after its start), or while a redeployed
+# service is down, and the service then dies of "Address already in use" (issue 24, item 7).
+SERVICE_PORTS = (20000, 32000)
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
-    """A port the kernel considers free on loopback right now. Ports come from the kernel's
-    ephemeral range, so two stacks starting at once practically never draw the same one; if
-    they do, the loser's readiness wait fails naming the service and its bind error."""
+    """A port free on loopback right now, outside the kernel's ephemeral range when it leaves
+    room below it (else from it, as bind(0) gives). Two stacks drawing at once practically never
+    draw the same one; if they do, the loser's start fails naming its bind error and the port's
+    holder, and a fresh ``up`` retries once with new ports."""
+    low, high = SERVICE_PORTS
+    try:
+        first_ephemeral = int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    high = min(high, first_ephemeral - 1)
+    for _ in range(64 if high - low > 1000 else 0):
+        port = secrets.choice(range(low, high))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -15,7 +15,7 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("overhead", "restore", "crypto", "scale", "forecast", "parallel")
+SECTIONS = ("overhead", "restore", "crypto", "scale", "forecast", "parallel", "steps", "floor")
 
 
 def positive(value: object) -> bool:
@@ -97,3 +97,15 @@ def test_parallel_restore_arms(smoke: dict) -> None:
     for arm in arms.values():
         assert arm["n"] >= 1 and positive(arm["rto_s"]) and positive(arm["restore_s_per_tenant"])
     assert positive(result["ratio_rto"]) and positive(result["ratio_restore"])
+
+
+def test_restore_steps_per_tenant_and_the_floor(smoke: dict) -> None:
+    steps = smoke["benchmarks"]["steps"]
+    for name, arm in steps["arms"].items():
+        assert arm["n"] >= 1 and positive(arm["per_tenant_s"]), name
+        assert positive(arm["cluster_states_per_tenant"]), name
+        expected = {"restore", "green"} if name == "before" else {"start", "primaries", "recoveries"}
+        assert expected <= set(arm["steps"]), (name, arm["steps"])
+    floor = smoke["benchmarks"]["floor"]
+    for size in floor["by_tenants"].values():
+        assert positive(size["restore_s"]) and positive(size["cluster_state_s"]) and positive(size["ratio"])

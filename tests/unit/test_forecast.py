@@ -62,3 +62,23 @@ def test_bad_samples_are_refused():
         fit_model([])
     with pytest.raises(ValueError):
         model_from_breakdown(RestoreSample(rto_s=1, restore_wall_s=1, tenants=0, snapshot_bytes=1))
+
+
+def test_the_replica_rebuild_is_a_term_of_its_own_that_grows_with_the_data():
+    base = sample(10, 100)
+    # The same restore, then 4 s rebuilding one replica of every byte after the last primary started.
+    with_replicas = RestoreSample(**{**base.__dict__, "restore_wall_s": base.restore_wall_s + 4.0,
+                                     "rto_s": base.rto_s + 4.0, "replica_s": 4.0, "replicas": 1})
+    model = model_from_breakdown(with_replicas)
+    assert model.per_tenant_s == pytest.approx(0.5)  # the primaries' part keeps its own terms
+    assert model.seconds_per_byte * MIB == pytest.approx(1 / 200 + 1 / 40)
+    assert model.terms(10, base.snapshot_bytes)["replicas"] == pytest.approx(4.0)
+    assert model.terms(10, 10 * base.snapshot_bytes)["replicas"] == pytest.approx(40.0)
+    assert "rebuilding 1 replica" in model.basis
+    # Two replicas rebuilt in the same time: each replicated byte cost half as much.
+    assert model_from_breakdown(RestoreSample(**{**with_replicas.__dict__, "replicas": 2})) \
+        .seconds_per_replica_byte == pytest.approx(model.seconds_per_replica_byte / 2)
+    # Without replicas there is no such term (reports keep their three terms).
+    assert "replicas" not in model_from_breakdown(base).terms(10, base.snapshot_bytes)
+    fitted = fit_model([with_replicas, sample(40, 10)])
+    assert fitted.replicas == 1 and fitted.seconds_per_replica_byte == pytest.approx(model.seconds_per_replica_byte)

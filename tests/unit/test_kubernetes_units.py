@@ -1,6 +1,5 @@
-"""Kubernetes pieces without a cluster: the node's files and command lines, the host clean-up's
-iptables filter, the platform overlay, the live target's Kubernetes keys and the one judgement
-of the backup CronJob's health."""
+"""Kubernetes pieces without a cluster: the node's files and command lines, the platform
+overlay, the live target's Kubernetes keys and the one judgement of the backup CronJob's health."""
 
 from __future__ import annotations
 
@@ -25,7 +24,6 @@ from drdrill.targets.kubernetes.config_files import (
     command_lines,
     containerd_toml,
     kubelet_yaml,
-    without_cluster_chains,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,19 +49,6 @@ def test_containerd_and_kubelet_configs_carry_what_these_machines_need():
     assert toml["grpc"]["address"] == str(LAYOUT.containerd_socket)
     kubelet = yaml.safe_load(kubelet_yaml(LAYOUT))
     assert kubelet["cgroupDriver"] == "cgroupfs" and kubelet["authentication"]["anonymous"]["enabled"] is False
-
-
-def test_the_host_clean_up_removes_cluster_chains_and_keeps_dockers():
-    saved = "\n".join([
-        "*nat", ":PREROUTING ACCEPT [0:0]", ":DOCKER - [0:0]", ":KUBE-SERVICES - [0:0]", ":CNI-abc - [0:0]",
-        "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
-        "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
-        "-A POSTROUTING -s 10.244.0.2/32 -j CNI-abc", "-A KUBE-SERVICES -d 10.96.0.1/32 -j KUBE-SVC-X",
-        "-A DOCKER -i docker0 -j RETURN", "COMMIT", ""])
-    kept = without_cluster_chains(saved)
-    assert "KUBE-" not in kept and "CNI-" not in kept
-    assert ":DOCKER - [0:0]" in kept and "-j DOCKER" in kept and "-A DOCKER -i docker0 -j RETURN" in kept
-    assert kept.startswith("*nat") and "COMMIT" in kept
 
 
 def test_the_overlay_maps_the_bases_images_to_local_builds_and_binds_the_snapshot_volume(tmp_path):

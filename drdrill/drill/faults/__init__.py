@@ -20,6 +20,7 @@ from drdrill.adapters.postgres import PgConn
 from drdrill.core import layout
 from drdrill.core.layout import Tenant
 from drdrill.drill.dumps import newest_dump
+from drdrill.drill.faults.nodes import data_node_killed_during_restore
 from drdrill.errors import UsageError
 from drdrill.host.readiness import wait_for
 
@@ -183,6 +184,13 @@ def disk_full(drill: Drill) -> None:
         cluster.delete_indices(probe)
 
 
+def replicas_beyond_nodes(drill: Drill) -> None:
+    """Before the platform is seeded: its indices keep as many replicas as the cluster has data
+    nodes, one more than it can place (a replica never shares a node with a copy of its shard).
+    A restore into it stays yellow for ever: the cluster is too small for its replicas."""
+    drill.settings.data = replace(drill.settings.data, replicas=drill.platform.cluster.data_nodes())
+
+
 def snapshot_cannot_complete(drill: Drill, tenant: Tenant) -> None:
     """An index of the tenant (it has its row) whose primary can never be assigned: its
     snapshot cannot be complete (PARTIAL with partial snapshots allowed, refused otherwise)."""
@@ -239,7 +247,9 @@ SIMPLE_FAULTS: dict[str, Callable[[Drill], None]] = {
     "Elasticsearch goes down": elasticsearch_down,
     "Elasticsearch hangs": elasticsearch_hangs,
     "Elasticsearch will be killed during the snapshot restore": elasticsearch_killed_during_restore,
+    "an Elasticsearch data node will be killed during the snapshot restore": data_node_killed_during_restore,
     "the disk of Elasticsearch is full": disk_full,
+    "the platform's indices have more replicas than the cluster has nodes for": replicas_beyond_nodes,
     "PostgreSQL goes down": postgres_down,
     "PostgreSQL hangs during the nightly backup": postgres_hangs_during_backup,
     "the platform user's database password was changed": password_changed,

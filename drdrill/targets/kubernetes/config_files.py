@@ -9,6 +9,7 @@ from pathlib import Path
 
 NODE_NAME = "drdrill-node"
 BRIDGE = "drdrill0"
+CNI_NETWORK = "drdrill"  # the conflist's name: the CNI plugins write it in their rules' comments
 POD_SUBNET = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -104,7 +105,7 @@ state = "{layout.containerd_state}"
 def cni_conflist() -> str:
     # firewall: Docker sets the FORWARD policy to DROP; without this plugin's accept rules
     # pod-to-Service traffic is dropped on a machine that also runs Docker.
-    return json.dumps({"cniVersion": "0.4.0", "name": "drdrill", "plugins": [
+    return json.dumps({"cniVersion": "0.4.0", "name": CNI_NETWORK, "plugins": [
         {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": True,
          "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]], "routes": [{"dst": "0.0.0.0/0"}]}},
         {"type": "portmap", "capabilities": {"portMappings": True}},
@@ -184,13 +185,3 @@ def command_lines(layout: ClusterLayout, bindir: Path, etcd: str, containerd: st
 START_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet",
                "kube-proxy")
 
-
-def is_cluster_chain_line(line: str) -> bool:
-    """Whether an ``iptables-save`` line declares, fills or jumps to a chain Kubernetes or the
-    CNI plugins made (``KUBE-*``, ``CNI-*``): what `cluster down` removes, leaving Docker's."""
-    return any(token.startswith((":KUBE-", ":CNI-", "KUBE-", "CNI-")) for token in line.split())
-
-
-def without_cluster_chains(saved: str) -> str:
-    """``iptables-save`` output with every cluster chain and rule removed (pure)."""
-    return "".join(line for line in saved.splitlines(keepends=True) if not is_cluster_chain_line(line))

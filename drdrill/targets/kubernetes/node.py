@@ -4,13 +4,17 @@ kube-proxy as host processes, one per machine under ``<state>/cluster``.
 
 Every process is recorded (pid + create time, :mod:`drdrill.host.process`) in ``cluster.json``
 as soon as it starts, so `down` stops exactly what `up` started, also after a crash half-way.
-`down` then removes what the kubelet and the CNI plugins leave on the host: pod network
-namespaces, the bridge, the ``KUBE-*``/``CNI-*`` iptables chains and the kubelet's mounts.
+`down` then removes what the kubelet and the CNI plugins leave on the host, and only the
+cluster's own (:mod:`drdrill.targets.kubernetes.host_parts`): its pods' network namespaces and
+logs (as its containerd lists them, recorded before it stops), its bridge, its iptables chains
+(the ``KUBE-*``/``CNI-*`` chains on the host before `up` are recorded and kept) and the mounts
+under its own directories.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -32,11 +36,15 @@ from drdrill.provision.kubernetes import ensure_kubernetes
 from drdrill.settings import Paths
 from drdrill.targets.kubernetes.config_files import (
     BRIDGE,
+    CLUSTER_CIDR,
+    CNI_NETWORK,
     CONTROLLER_MANAGER_PORT,
     ETCD_CLIENT_PORT,
     HOSTPATH_PROVISIONER_DIR,
     NODE_NAME,
+    POD_SUBNET,
     SCHEDULER_PORT,
+    SERVICE_CIDR,
     SERVICE_IP,
     START_ORDER,
     ClusterLayout,
@@ -44,7 +52,17 @@ from drdrill.targets.kubernetes.config_files import (
     command_lines,
     containerd_toml,
     kubelet_yaml,
-    without_cluster_chains,
+)
+from drdrill.targets.kubernetes.host_parts import (
+    ClusterNetworks,
+    ContainerFacts,
+    OwnParts,
+    chains_before_up,
+    container_facts,
+    netns_with_inode,
+    owned_chains,
+    parse_save,
+    removal_scripts,
 )
 from drdrill.targets.kubernetes.pki import client_identities, kubeconfig, make_pki
 from drdrill.targets.workdir import read_state_file, write_private_json
@@ -53,6 +71,10 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "cluster.json"
 DEBIAN_PACKAGES = ("etcd-server", "containerd", "runc", "containernetworking-plugins", "iptables")
+NETWORKS = ClusterNetworks((CLUSTER_CIDR, POD_SUBNET, SERVICE_CIDR), CNI_NETWORK)
+IPTABLES = ("iptables", "ip6tables")
+NETNS_DIR = Path("/var/run/netns")
+POD_LOGS, CONTAINER_LOGS = Path("/var/log/pods"), Path("/var/log/containers")
 
 
 def node_address() -> str:
@@ -71,6 +93,7 @@ class ClusterHost:
         self.paths = paths
         self.root = paths.state_dir / "cluster"
         self.images_root = paths.cache_dir / "cluster-images"
+        self._own: OwnParts | None = None  # what the last `stop` found of the cluster on the host
 
     @property
     def state_path(self) -> Path:
@@ -127,8 +150,10 @@ class ClusterHost:
         containerd = require_tool("containerd", "apt-get install containerd")
         argv = command_lines(layout, bindir, etcd, containerd)
         records: list[dict[str, Any]] = []
+        # Chains someone else made before this cluster starts are never its own to remove.
+        own = OwnParts(chains_before_up={tool: chains_before_up(_save(tool), NETWORKS) for tool in IPTABLES})
         state = {"node_ip": layout.node_ip, "kubeconfig": str(layout.admin_kubeconfig), "processes": records,
-                 "argv": argv, "started_at": time.time()}
+                 "argv": argv, "started_at": time.time(), "host": own.to_dict()}
         self._write_state(state)
         for component in START_ORDER:
             log_path = layout.logs / f"{component}.log"
@@ -236,6 +261,7 @@ class ClusterHost:
         ``before_kubelet_stops`` deletes), then clean the host; returns what was stopped."""
         by_name = {r.service: r for r in self.records()}
         stopped: list[str] = []
+        own = self.record_own_parts()  # while its containerd and shims still run
 
         def halt(*names: str) -> None:
             for name in names:
@@ -254,38 +280,94 @@ class ClusterHost:
         halt("kubelet", "kube-proxy", "containerd")
         self._kill_shims()
         halt("kube-apiserver", "etcd")
-        self._clean_host()
+        self._clean_host(own)
         return stopped
 
-    def _kill_shims(self) -> None:
+    def record_own_parts(self) -> OwnParts:
+        """What the cluster has on the host now: its containerd's pod sandboxes (their network
+        namespaces, pod uids, container ids) and the network namespaces its shims' processes
+        live in; merged into what `up` recorded, written to the state (a `down` that dies
+        half-way is run again on the same record) and returned."""
+        state = self.read_state() or {}
+        own = OwnParts.from_dict(state.get("host"))
+        own.add(self._containerd_facts())
+        own.netns |= self._netns_of_shims()
+        if state:
+            state["host"] = own.to_dict()
+            self._write_state(state)
+        self._own = own
+        return own
+
+    def _containerd_facts(self) -> list[ContainerFacts]:
+        socket_path = self.root / "containerd" / "containerd.sock"
+        if not socket_path.exists():
+            return []
+        ctr = ["ctr", "--address", str(socket_path), "-n", "k8s.io", "containers"]
+        try:
+            ids = subprocess.run([*ctr, "ls", "-q"], capture_output=True, text=True, timeout=30, check=True).stdout
+        except (OSError, subprocess.SubprocessError) as exc:  # not answering: the shims still tell
+            log.warning("the cluster's containerd did not list its containers: %s", exc)
+            return []
+        facts = []
+        for container in ids.split():
+            info = subprocess.run([*ctr, "info", container], capture_output=True, text=True, timeout=30)
+            with contextlib.suppress(ValueError):  # removed meanwhile: nothing to record
+                facts.append(container_facts(json.loads(info.stdout)))
+        return facts
+
+    def _netns_of_shims(self) -> set[str]:
+        """The named network namespaces that the processes under the cluster's shims live in."""
+        entries = {}
+        for entry in NETNS_DIR.iterdir() if NETNS_DIR.is_dir() else []:
+            with contextlib.suppress(OSError):
+                entries[entry.name] = entry.stat().st_ino
+        if not entries:
+            return set()
+        inodes = []
+        for proc in self._shims_and_children():
+            with contextlib.suppress(OSError):
+                inodes.append(os.stat(f"/proc/{proc.pid}/ns/net").st_ino)
+        return netns_with_inode(entries, inodes, host_inode=os.stat("/proc/self/ns/net").st_ino)
+
+    def _shims_and_children(self) -> list[psutil.Process]:
         """containerd's shims (and the containers under them) daemonize away from containerd's
         process group: found by the socket address on their command line."""
         address = str(self.root / "containerd" / "containerd.sock")
         shims = [p for p in psutil.process_iter(["cmdline"]) if address in " ".join(p.info["cmdline"] or ())]
-        victims: list[psutil.Process] = []
+        found: list[psutil.Process] = []
         for shim in shims:
             with contextlib.suppress(psutil.NoSuchProcess):
-                victims += [*shim.children(recursive=True), shim]
+                found += [*shim.children(recursive=True), shim]
+        return found
+
+    def _kill_shims(self) -> None:
+        victims = self._shims_and_children()
         for proc in victims:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         psutil.wait_procs(victims, timeout=10)
 
-    def _clean_host(self) -> None:
+    def _clean_host(self, own: OwnParts) -> None:
         self._unmount_under(self.root)
-        netns = Path("/var/run/netns")
-        for entry in sorted(netns.glob("cni-*")) if netns.is_dir() else []:
-            subprocess.run(["ip", "netns", "delete", entry.name], capture_output=True, timeout=30)
+        for name in sorted(own.netns):
+            if (NETNS_DIR / name).exists():
+                subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
         subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, timeout=30)
-        for tool in ("iptables", "ip6tables"):
-            self._remove_chains(tool)
+        for tool in IPTABLES:
+            self._remove_chains(tool, own)
         shutil.rmtree(HOSTPATH_PROVISIONER_DIR, ignore_errors=True)
-        for directory in (Path("/var/log/pods"), Path("/var/log/containers")):
-            for entry in directory.glob("*") if directory.is_dir() else []:
-                if entry.is_symlink() or entry.is_file():
-                    entry.unlink(missing_ok=True)
-                else:
-                    shutil.rmtree(entry, ignore_errors=True)
+        for path in map(Path, self._own_logs(own)):
+            if path.is_symlink() or path.is_file():
+                path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+    @staticmethod
+    def _own_logs(own: OwnParts) -> list[str]:
+        pod_dirs = [e.name for e in POD_LOGS.iterdir()] if POD_LOGS.is_dir() else []
+        links = {e.name: os.readlink(e) if e.is_symlink() else str(e)
+                 for e in (CONTAINER_LOGS.iterdir() if CONTAINER_LOGS.is_dir() else [])}
+        return own.own_logs(pod_dirs, links)
 
     @staticmethod
     def _unmount_under(root: Path) -> None:
@@ -296,16 +378,15 @@ class ClusterHost:
                 subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
 
     @staticmethod
-    def _remove_chains(tool: str) -> None:
-        save, restore = shutil.which(f"{tool}-save"), shutil.which(f"{tool}-restore")
-        if not save or not restore:
+    def _remove_chains(tool: str, own: OwnParts) -> None:
+        """The cluster's chains and rules only (``--noflush``: every other rule stays as it is)."""
+        restore = shutil.which(f"{tool}-restore")
+        saved = _save(tool)
+        if not restore or not saved:
             return
-        for table in ("filter", "nat", "mangle"):
-            saved = subprocess.run([save, "-t", table], capture_output=True, text=True, timeout=30)
-            if saved.returncode or ("KUBE-" not in saved.stdout and "CNI-" not in saved.stdout):
-                continue
-            done = subprocess.run([restore, "-w", "5", "-T", table], input=without_cluster_chains(saved.stdout),
-                                  capture_output=True, text=True, timeout=30)
+        for table, script in removal_scripts(saved, NETWORKS, own.chains_before_up.get(tool, {})).items():
+            done = subprocess.run([restore, "-w", "5", "--noflush"], input=script, capture_output=True, text=True,
+                                  timeout=30)
             if done.returncode:
                 log.warning("%s: could not remove the cluster's chains from %s: %s", tool, table,
                             done.stderr.strip()[:300])
@@ -332,23 +413,29 @@ class ClusterHost:
         return state
 
     def leftovers(self) -> list[str]:
-        """What a cluster leaves on the host while (or if) it runs: what `down` must remove."""
+        """What of the cluster is on the host while (or if) it runs: what `down` must remove.
+        Only its own: its processes, bridge, recorded network namespaces, chains, mounts, logs."""
+        own = self._own or OwnParts.from_dict((self.read_state() or {}).get("host"))
         found = [f"process {p.info['name']} (pid {p.pid})" for p in psutil.process_iter(["name", "cmdline"])
-                 if p.info["name"] in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
-                                       "kube-proxy")
-                 or str(self.root) in " ".join(p.info["cmdline"] or ())]
+                 if str(self.root) in " ".join(p.info["cmdline"] or ())]
         if Path(f"/sys/class/net/{BRIDGE}").exists():
             found.append(f"interface {BRIDGE}")
-        netns = Path("/var/run/netns")
-        found += [f"netns {e.name}" for e in (netns.glob("cni-*") if netns.is_dir() else [])]
-        for tool in ("iptables", "ip6tables"):
-            save = shutil.which(f"{tool}-save")
-            if save:
-                for table in ("filter", "nat", "mangle"):
-                    text = subprocess.run([save, "-t", table], capture_output=True, text=True, timeout=30).stdout
-                    found += [f"{tool} {table} chain {line.split()[0][1:]}" for line in text.splitlines()
-                              if line.startswith((":KUBE-", ":CNI-"))]
+        found += [f"netns {name}" for name in sorted(own.netns) if (NETNS_DIR / name).exists()]
+        for tool in IPTABLES:
+            for table in parse_save(_save(tool)):
+                before = own.chains_before_up.get(tool, {}).get(table.name, ())
+                found += [f"{tool} {table.name} chain {c}" for c in sorted(owned_chains(table, NETWORKS, before))]
         prefix = str(self.root.resolve()) + "/"
         found += [f"mount {line.split()[1]}" for line in Path("/proc/mounts").read_text().splitlines()
                   if line.split()[1].startswith(prefix)]
+        found += [f"log {path}" for path in self._own_logs(own)]
         return found
+
+
+def _save(tool: str) -> str:
+    """``iptables-save`` (or ``ip6tables-save``) of every table; empty where there is none."""
+    save = shutil.which(f"{tool}-save")
+    if not save:
+        return ""
+    done = subprocess.run([save], capture_output=True, text=True, timeout=30)
+    return done.stdout if done.returncode == 0 else ""

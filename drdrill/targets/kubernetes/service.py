@@ -42,13 +42,20 @@ class ClusterService:
     def config_path(self) -> Path:
         return self.host.root / "drdrill-live.toml"
 
+    @property
+    def evidence_key(self) -> Path:
+        """The in-cluster restore test's signing key, made once and kept across `down` (beside
+        the cluster's state, which `down` removes) so that older packs still verify."""
+        return self.paths.state_dir / "cluster-evidence" / "key"
+
     def image_refs(self) -> dict[str, str]:
+        from drdrill.provision.cluster_images import PUSHGATEWAY_TAG, drdrill_tag
         from drdrill.provision.images import PG_MAJOR, TOOLBOX_TAG
         from drdrill.settings import DEFAULT_ES_VERSION
 
         return {"elasticsearch": f"drdrill/elasticsearch:{self.settings.es_version or DEFAULT_ES_VERSION}",
                 "minio": f"drdrill/minio:{self.settings.minio_version}", "postgres": f"drdrill/postgres:{PG_MAJOR}",
-                "toolbox": TOOLBOX_TAG}
+                "toolbox": TOOLBOX_TAG, "drdrill": drdrill_tag(), "pushgateway": PUSHGATEWAY_TAG}
 
     # --- up --------------------------------------------------------------------------------
 
@@ -98,8 +105,9 @@ class ClusterService:
         from drdrill.settings import DEFAULT_ES_VERSION
 
         engine.ensure()
-        built = ImageBuilder(engine, self.paths.cache_dir).ensure(self.settings.es_version or DEFAULT_ES_VERSION,
-                                                                  self.settings.minio_version)
+        builder = ImageBuilder(engine, self.paths.cache_dir)
+        built = builder.ensure(self.settings.es_version or DEFAULT_ES_VERSION, self.settings.minio_version)
+        built.update(builder.ensure_cluster_images())
         wanted = {*self.image_refs().values(), PAUSE_TAG}
         return {image.tag: image.id for image in built.values() if image.tag in wanted}
 
@@ -149,12 +157,24 @@ class ClusterService:
                            "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24), "DB_USER": plat.DB_USER,
                            "DB_PASSWORD": secrets.token_urlsafe(24)}
             kube.put_secret(plat.NAMESPACE, plat.SECRET, credentials)
+            kube.put_secret(plat.NAMESPACE, plat.EVIDENCE_KEY_SECRET, {"key": self._evidence_key_pem()})
             overlay = self.host.root / "platform"
             overlay.mkdir(exist_ok=True)
-            (overlay / "kustomization.yaml").write_text(
-                plat.overlay_kustomization(plat.deploy_dir() / "base", overlay, self.image_refs()))
+            deploy = plat.deploy_dir()
+
+            def write_overlay(host_aliases: dict[str, str] | None = None) -> None:
+                (overlay / "kustomization.yaml").write_text(plat.overlay_kustomization(
+                    deploy / "base", overlay, self.image_refs(), resources=(deploy / "pushgateway",),
+                    components=(deploy / "restore-test",), host_aliases=host_aliases))
+
+            write_overlay()
             (overlay / "snapshots-volume.yaml").write_text(plat.snapshot_volume())
             self._write_live_config(layout, credentials)
+            kube.apply(overlay)
+            # No DNS add-on here: once the Services have their addresses, the restore test's
+            # pods get them as host names (a platform's own cluster resolves them itself).
+            write_overlay({name: str(kube.core().read_namespaced_service(name, plat.NAMESPACE).spec.cluster_ip)
+                           for name in plat.RESTORE_TEST_SERVICES})
             applied = kube.apply(overlay)
             log.info("cluster: platform applied (%d objects); waiting for its StatefulSets", len(applied))
             kube.wait_statefulsets(plat.NAMESPACE, list(plat.STATEFULSETS), timeout_s=300)
@@ -171,9 +191,22 @@ class ClusterService:
                 store.ensure_bucket()
                 # This platform exists to be drilled: destructive drills may run on it.
                 store.put_bytes(DRILL_MARKER_KEY, b"drdrill cluster up: a drill environment\n")
+                # The in-cluster restore test's evidence store: its own bucket, made here because
+                # the restore test never creates buckets on a store it was not told it may.
+                ObjectStore(f"http://127.0.0.1:{port}", credentials["MINIO_ROOT_USER"],
+                            credentials["MINIO_ROOT_PASSWORD"], plat.EVIDENCE_BUCKET).ensure_bucket()
             return applied
         finally:
             kube.close()
+
+    def _evidence_key_pem(self) -> str:
+        """The signing key's PEM for Secret drdrill-evidence-key, generated on first use."""
+        from drdrill.evidence.keys import generate
+
+        if not self.evidence_key.exists():
+            self.evidence_key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            generate(self.evidence_key)
+        return self.evidence_key.read_text()
 
     def _write_live_config(self, layout: ClusterLayout, credentials: dict[str, str]) -> None:
         self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
@@ -239,5 +272,9 @@ class ClusterService:
         return out
 
     def summary(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {key: state[key] for key in ("kubeconfig", "namespace", "config", "node_ip", "up_seconds", "timings")
-                if key in state}
+        keys = ("kubeconfig", "namespace", "config", "node_ip", "up_seconds", "timings")
+        out: dict[str, Any] = {key: state[key] for key in keys if key in state}
+        public = self.evidence_key.with_name(self.evidence_key.name + ".pub")
+        if public.exists():
+            out["evidence_public_key"] = str(public)
+        return out

@@ -56,6 +56,8 @@ class KubernetesStack:
         self._secrets: LiveSecrets | None = None
         self.traffic_held = False
         self.applied: list[str] = []
+        # What each site loss deleted (a StatefulSet's own pods and claims, by name and uid).
+        self.lost: list[dict[str, Any]] = []
         # A fault's changes to what the next recovery applies (kustomize images and patches).
         self.deploy_changes: dict[str, list[dict[str, Any]]] = {"images": [], "patches": []}
 
@@ -102,7 +104,9 @@ class KubernetesStack:
         for service in services:
             if service == "minio":
                 raise HarnessError("MinIO holds the backups: a drill never destroys it")
-            self.kube.delete_statefulset(self.namespace, WORKLOADS[service], with_claims=True, timeout_s=120)
+            parts = self.kube.delete_statefulset(self.namespace, WORKLOADS[service], with_claims=True, timeout_s=120)
+            self.lost.append({"statefulset": WORKLOADS[service], "uid": parts.uid if parts else None,
+                              "pods": list(parts.pods) if parts else [], "claims": list(parts.claims) if parts else []})
         return list(services)
 
     def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None) -> Endpoints:
@@ -202,7 +206,8 @@ class KubernetesStack:
     def describe(self) -> dict[str, Any]:
         return {"kind": "kubernetes", "namespace": self.namespace, "kubeconfig": str(self.ref.kubeconfig),
                 "context": self.ref.context, "manifests": str(self.manifests),
-                "cluster": self.kube.facts(self.namespace), **({"applied": self.applied} if self.applied else {})}
+                "cluster": self.kube.facts(self.namespace), **({"applied": self.applied} if self.applied else {}),
+                **({"site_loss": self.lost} if self.lost else {})}
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Close the port-forwards and give a held Service back; the platform stays."""

@@ -42,7 +42,8 @@ def check_target(target: LiveTarget) -> list[Capability]:
         return value
 
     es_url, s3_endpoint = target.endpoint_urls()
-    via = f" (port-forward to {settings.kubernetes.namespace})" if settings.kubernetes else ""
+    via = f" (port-forward to {settings.kubernetes.namespace})" \
+        if settings.kubernetes and not settings.kubernetes.in_cluster else ""
     es = f"elasticsearch {es_url}{via}"
     ask(es, "version", lambda: ", ".join(f"{k} {v}" for k, v in platform.cluster.compatibility().items()))
     ask(es, "list snapshot repositories", lambda: f"{len(platform.cluster.repositories())} registered")

@@ -36,7 +36,7 @@ from drdrill.core.backup_job import BackupJobHealth
 from drdrill.core.layout import Tenant
 from drdrill.core.ownership import RESTORE_COPIES_PREFIX, Mark, OwnedOnly, Write, name_prefix
 from drdrill.errors import ConfigError, HarnessError, UsageError
-from drdrill.settings.live import LiveSecrets, LiveTargetSettings, SecretRef, ServiceRef
+from drdrill.settings.live import LiveSecrets, LiveTargetSettings, SecretRef, ServiceRef, service_host, service_url
 from drdrill.targets.base import DiskUsage
 from drdrill.targets.live.state import Fingerprint, Leftovers, clear_leftovers, fingerprint, mark_directory
 
@@ -113,6 +113,8 @@ class LiveTarget:
         names) is reached through the postgres Service's port-forward. Any other host is used
         as it is: a scratch server elsewhere must never become the platform's."""
         conn = _parse_dsn(dsn, ref)
+        if self.settings.kubernetes is not None and self.settings.kubernetes.in_cluster:
+            return dataclasses.replace(conn, host=service_host(conn.host, os.environ))
         if self.settings.kubernetes is None:
             return conn
         platform_host = _parse_dsn(self.secrets.postgres_dsn, self.settings.postgres_dsn).host
@@ -144,6 +146,8 @@ class LiveTarget:
     def endpoint_urls(self) -> tuple[str, str]:
         """Elasticsearch's URL and the S3 endpoint, as drdrill reaches them."""
         s = self.settings
+        if s.kubernetes is not None and s.kubernetes.in_cluster:
+            return service_url(s.elasticsearch_url, os.environ), service_url(s.s3_endpoint, os.environ)
         if s.kubernetes is None:
             return s.elasticsearch_url, s.s3_endpoint
         return (f"http://127.0.0.1:{self._forwarded(s.kubernetes.elasticsearch)}",
@@ -243,8 +247,13 @@ class LiveTarget:
         ref = self.settings.kubernetes
         assert ref is not None
         kube = self.kube()
-        self.cluster_facts = {**kube.facts(ref.namespace), "drill_environment_label": kube.namespace_labels(
-            ref.namespace).get(DRILL_NAMESPACE_LABEL) == "true"}
+        if ref.in_cluster:
+            # The restore test's ServiceAccount reads CronJobs, Jobs and pods of its namespace
+            # only (deploy/k8s/restore-test): no nodes, workloads or namespace labels.
+            self.cluster_facts = {"version": kube.version(), "api": "in-cluster ServiceAccount"}
+        else:
+            self.cluster_facts = {**kube.facts(ref.namespace), "drill_environment_label": kube.namespace_labels(
+                ref.namespace).get(DRILL_NAMESPACE_LABEL) == "true"}
         self.backup_job = kube.cronjob_health(ref.namespace, ref.backup_cronjob)
 
     def describe(self) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from typing import Any
 
 from drdrill.adapters.platform import Endpoints
 from drdrill.adapters.postgres import PgConn
-from drdrill.errors import StackError, StackNotUp
+from drdrill.errors import ServiceNotReady, StackError, StackNotUp
 from drdrill.host import process
+from drdrill.host.fatal import bind_port
 from drdrill.host.readiness import wait_until_ready
 from drdrill.host.tools import tail_text
 from drdrill.host.users import ServiceUser, ensure_service_user
@@ -37,7 +38,7 @@ from drdrill.targets.services import (
     LocalService,
     MinioService,
     PostgresService,
-    probe_elasticsearch,
+    probe_es_cluster,
     probe_minio,
     probe_postgres,
 )
@@ -93,16 +94,23 @@ class LocalStack(StackWorkdir):
                 self._stop_all(state)
             started = time.monotonic()
             prov = self.provision()
-            endpoints = self._start(prov)
+            try:
+                endpoints = self._start(prov)
+            except ServiceNotReady as exc:
+                # A port drawn free was taken before the service bound it: nothing points at a
+                # fresh stack's ports yet, so draw new ones once. Any other cause is final.
+                if not exc.cause or bind_port(exc.cause) is None:
+                    raise
+                log.warning("%s; starting the stack again on other ports", exc)
+                endpoints = self._start(prov)
             log.info("stack %s up in %.1fs (work dir %s)", self.stack_name, time.monotonic() - started, self.workdir)
             return endpoints
 
-    def _build_services(
-        self, prov: Provisioned, previous: dict[str, Any] | None = None
-    ) -> tuple[ElasticsearchService, MinioService, PostgresService]:
-        """Fresh ports and credentials, or (``previous`` state) the same ones again: a
-        redeployed service must be reachable where clients already point."""
-        ports: dict[str, dict[str, int]] = {}
+    def _build_services(self, prov: Provisioned, previous: dict[str, Any] | None = None) -> list[LocalService]:
+        """Elasticsearch's nodes, MinIO and PostgreSQL with fresh ports and credentials, or
+        (``previous`` state) the same ones again: a redeployed service must be reachable where
+        clients already point."""
+        ports: dict[str, dict[str, Any]] = {}
         ep: Endpoints | None = None
         if previous:
             ports = {k: v for k, v in previous.get("services", {}).items()}
@@ -112,11 +120,21 @@ class LocalStack(StackWorkdir):
             known = ports.get(service, {}).get(key)
             return int(known) if known else free_port()
 
-        es = ElasticsearchService(
-            self.workdir, port("elasticsearch"), prov.user, home=prov.es_home, java=prov.java,
-            transport_port=port("elasticsearch", "transport_port"), heap_mb=self.settings.es_heap_mb,
-            cluster_name=f"drdrill-{self.stack_name}"[:60],
-        )
+        known_nodes = ports.get("elasticsearch", {}).get("nodes") or []
+        # A stack keeps the node count it was started with (its state says), not today's setting.
+        count = len(known_nodes) or (1 if previous else self.settings.elasticsearch_nodes)
+        if known_nodes:
+            http = [int(n["port"]) for n in known_nodes]
+            transport = [int(n["transport_port"]) for n in known_nodes]
+        else:
+            http = [port("elasticsearch")] + [free_port() for _ in range(count - 1)]
+            transport = [port("elasticsearch", "transport_port")] + [free_port() for _ in range(count - 1)]
+        nodes: list[LocalService] = [
+            ElasticsearchService(
+                self.workdir, http[i], prov.user, home=prov.es_home, java=prov.java, transport_port=transport[i],
+                heap_mb=self.settings.es_heap_mb, cluster_name=f"drdrill-{self.stack_name}"[:60], index=i,
+                transport_ports=transport)
+            for i in range(count)]
         minio = MinioService(
             self.workdir, port("minio"), prov.user, binary=prov.minio_binary, version=self.settings.minio_version,
             access_key=ep.s3_access_key if ep else "drdrill-" + secrets.token_hex(6),
@@ -128,16 +146,21 @@ class LocalStack(StackWorkdir):
             database=self.settings.database, db_user=self.settings.db_user,
             db_password=ep.pg_password if ep else secrets.token_urlsafe(24),
         )
-        return es, minio, pg
+        return [*nodes, minio, pg]
 
     def _start(self, prov: Provisioned) -> Endpoints:
-        es, minio, pg = self._build_services(prov)
-        services: list[LocalService] = [es, minio, pg]
+        services = self._build_services(prov)
+        es = next(svc for svc in services if isinstance(svc, ElasticsearchService))
+        minio = next(svc for svc in services if isinstance(svc, MinioService))
+        pg = next(svc for svc in services if isinstance(svc, PostgresService))
+        if es.nodes > 1:  # a fresh cluster: nothing of an earlier one (its nodes, their repo)
+            shutil.rmtree(es.service_root, ignore_errors=True)
         state: dict[str, Any] = {
             "stack": self.stack_name,
             "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "settings": {"es_version": self.settings.es_version, "minio_version": self.settings.minio_version,
-                         "java": f"{prov.java.major} ({prov.java.source})"},
+                         "java": f"{prov.java.major} ({prov.java.source})", "elasticsearch_nodes": es.nodes,
+                         "es_heap_mb": self.settings.es_heap_mb},
             "processes": [],
             "services": {},
         }
@@ -146,15 +169,16 @@ class LocalStack(StackWorkdir):
         try:
             for svc in services:
                 svc.prepare()
-            # Start all three before waiting on any: Elasticsearch's JVM start dominates, and the
-            # others come up meanwhile.
+            # Start everything before waiting on any: Elasticsearch's JVM start dominates, and the
+            # others come up meanwhile (its nodes must all be starting to form their cluster).
             for svc in services:
-                popens[svc.name] = self._launch(svc, prov.user, state, records)
+                popens[_key(svc)] = self._launch(svc, prov.user, state, records)
             versions: dict[str, str] = {}
             for svc in services:
-                versions.update(self._await_ready(svc, popens[svc.name]))
+                versions.update(self._await_ready(svc, popens[_key(svc)]))
         except BaseException:
-            # Whatever went wrong (including Ctrl-C), nothing we started may outlive us.
+            # Whatever went wrong (including Ctrl-C), nothing we started may outlive us; its logs
+            # stay in the work directory (log_tails finds them without the state) to explain it.
             self._stop_all(state)
             raise
         endpoints = Endpoints(
@@ -175,17 +199,27 @@ class LocalStack(StackWorkdir):
         harness right after this still leaves ``down`` able to stop it."""
         argv, env = svc.command()
         popen, record = process.spawn(svc.name, argv, env=env, cwd=svc.root, log_path=svc.log_path,
-                                      user=user, stop_signal=svc.stop_signal)
+                                      user=user, stop_signal=svc.stop_signal, node=svc.node)
         records.append(record)
         state["processes"] = [r.to_dict() for r in records]
-        state.setdefault("services", {})[svc.name] = self._service_info(svc)
+        services = state.setdefault("services", {})
+        if svc.node:  # one node of several: the first node's ports stand for the service
+            info = services.setdefault(svc.name, {})
+            nodes = [n for n in info.get("nodes", []) if n["node"] != svc.node]
+            info["nodes"] = sorted([*nodes, {"node": svc.node, **self._service_info(svc)}], key=lambda n: n["node"])
+            info.update({k: v for k, v in info["nodes"][0].items() if k != "node"})
+        else:
+            services[svc.name] = self._service_info(svc)
         write_private_json(self.state_path, state)
         return popen
 
     def _await_ready(self, svc: LocalService, popen: subprocess.Popen[bytes]) -> dict[str, str]:
-        waited = wait_until_ready(svc.name, svc.probe, timeout_s=self.settings.ready_timeout_s,
+        # N JVMs starting at once share the cores: the cluster's wait grows with its nodes (a
+        # 3-node start took up to 2-4x a single node's on a busy 2-core machine).
+        nodes = svc.nodes if isinstance(svc, ElasticsearchService) else 1
+        waited = wait_until_ready(_key(svc), svc.probe, timeout_s=self.settings.ready_timeout_s * nodes,
                                   log_path=svc.log_path, exited=popen.poll)
-        log.info("%s ready on 127.0.0.1:%d (%.1fs)", svc.name, svc.port, waited)
+        log.info("%s ready on 127.0.0.1:%d (%.1fs)", _key(svc), svc.port, waited)
         return svc.after_ready()
 
     @staticmethod
@@ -204,14 +238,15 @@ class LocalStack(StackWorkdir):
             state = self._read_state()
             if not state:
                 raise StackNotUp(f"stack {self.stack_name!r} is not up", hint="run `drdrill stack up` first")
-            destroyed = []
+            destroyed: list[str] = []
             for record in self._records(state):
                 if record.service in services:
                     process.kill(record)  # no grace period: a crash, not a shutdown
                     if process.members(record):
-                        raise StackError(f"{record.service} survived SIGKILL: the disaster did not happen")
+                        raise StackError(f"{record.key} survived SIGKILL: the disaster did not happen")
                     shutil.rmtree(self.workdir / record.service, ignore_errors=True)
-                    destroyed.append(record.service)
+                    if record.service not in destroyed:
+                        destroyed.append(record.service)
             return destroyed
 
     def redeploy(self, services: list[str], *, wipe: bool = True, es_version: str | None = None) -> Endpoints:
@@ -226,16 +261,19 @@ class LocalStack(StackWorkdir):
             chosen = [svc for svc in self._build_services(prov, state) if svc.name in services]
             records = [r for r in self._records(state) if r.service not in services]
             popens = {}
+            # Every process of a chosen service stops before any starts again: a node still
+            # shutting down holds its ports and its data path's node.lock.
+            process.stop_together([r for r in self._records(state) if r.service in services],
+                                  self.settings.stop_timeout_s)
             for svc in chosen:
-                for old in self._records(state):
-                    if old.service == svc.name:
-                        process.stop(old, self.settings.stop_timeout_s)
+                if isinstance(svc, ElasticsearchService) and svc.nodes > 1 and svc.index == 0 and wipe:
+                    shutil.rmtree(svc.service_root, ignore_errors=True)
                 if wipe or not svc.root.exists():
                     svc.prepare()
-                popens[svc.name] = self._launch(svc, prov.user, state, records)
+                popens[_key(svc)] = self._launch(svc, prov.user, state, records)
             endpoints = Endpoints.from_dict(state["endpoints"])
             for svc in chosen:
-                endpoints.versions.update(self._await_ready(svc, popens[svc.name]))
+                endpoints.versions.update(self._await_ready(svc, popens[_key(svc)]))
             state["endpoints"] = endpoints.to_dict()
             write_private_json(self.state_path, state)
             return endpoints
@@ -260,30 +298,43 @@ class LocalStack(StackWorkdir):
         """Re-run the services' idempotent set-up (role, password, bucket) without restarting."""
         state = self._state_of_up_stack()
         for svc in self._build_services(self.provision(), state):
-            if svc.name in services:
+            if svc.name in services and not (isinstance(svc, ElasticsearchService) and svc.index):
                 svc.after_ready()
 
     def log_tails(self, lines: int = 200) -> dict[str, str]:
-        """The last lines of each service's console log (Elasticsearch, MinIO, PostgreSQL)."""
+        """The last lines of each service's console log (Elasticsearch's nodes, MinIO,
+        PostgreSQL). Without a state (a start that failed and stopped what it started) the
+        work directory's logs are read: they explain the failure."""
         state = self._read_state() or {}
-        tails = {}
+        logs: dict[str, Path] = {}
         for service, info in (state.get("services") or {}).items():
-            if info.get("log"):
-                tails[service] = tail_text(Path(info["log"]), lines)
-        return tails
+            for node in info.get("nodes") or []:
+                logs[f"{service}.{node['node']}"] = Path(node["log"])
+            if info.get("log") and not info.get("nodes"):
+                logs[service] = Path(info["log"])
+        if not logs and self.workdir.is_dir():
+            for path in sorted(self.workdir.glob("*/console.log")) + sorted(self.workdir.glob("*/node-*/console.log")):
+                logs[".".join(path.relative_to(self.workdir).parts[:-1])] = path  # elasticsearch.node-1
+        return {name: tail_text(path, lines) for name, path in logs.items() if path.exists()}
+
+    def _matching(self, service: str) -> list[process.ProcessRecord]:
+        """``elasticsearch`` means all its nodes; ``elasticsearch/drdrill-es-1`` one of them."""
+        return [r for r in self._records(self._read_state()) if service in (r.service, r.key)]
 
     def signal_service(self, service: str, signum: int) -> None:
-        """Send ``signum`` to a service's whole process group (fault injection: SIGSTOP makes a
-        hung service, SIGCONT resumes it, SIGKILL crashes it)."""
-        for record in self._records(self._read_state()):
-            if record.service == service:
-                process.signal_group(record, signum)
-                return
-        raise StackError(f"no {service} in stack {self.stack_name!r}")
+        """Send ``signum`` to a service's whole process group, every node's of Elasticsearch or
+        one node's (fault injection: SIGSTOP makes a hung service, SIGCONT resumes it, SIGKILL
+        crashes it)."""
+        records = self._matching(service)
+        if not records:
+            raise StackError(f"no {service} in stack {self.stack_name!r}")
+        for record in records:
+            process.signal_group(record, signum)
 
     def data_disk(self, service: str) -> DiskUsage | None:
-        """The filesystem holding the service's data directory."""
-        data = self.workdir / service / "data"
+        """The filesystem holding the service's data directory (its first node's)."""
+        data = next((p for p in (self.workdir / service / "data", self.workdir / service / "node-0" / "data")
+                     if p.is_dir()), self.workdir / service / "data")
         try:
             usage = shutil.disk_usage(data)
         except OSError:
@@ -291,24 +342,30 @@ class LocalStack(StackWorkdir):
         return DiskUsage(str(data), usage.total, usage.free)
 
     def process_state(self, service: str) -> str:
-        """running / stopped (paused, e.g. SIGSTOP) / not running."""
-        for record in self._records(self._read_state()):
-            if record.service == service:
-                return process.state(record)
-        return "not running"
+        """running / stopped (paused, e.g. SIGSTOP) / not running; of several nodes, the worst:
+        one node gone makes the service "not running" (what undo_faults restarts)."""
+        states = [process.state(r) for r in self._matching(service)]
+        for worst in ("not running", "stopped (paused)"):
+            if worst in states:
+                return worst
+        return "running" if states else "not running"
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Elasticsearch's nodes as started: name, HTTP and transport port, log (one entry when
+        the stack runs a single node)."""
+        info = ((self._read_state() or {}).get("services") or {}).get("elasticsearch") or {}
+        return list(info.get("nodes") or ([{"node": "drdrill-es", **info}] if info else []))
 
     def _all_healthy(self, state: dict[str, Any]) -> bool:
         return all(row["healthy"] for row in self._service_rows(state))
 
     def _stop_all(self, state: dict[str, Any] | None) -> list[str]:
-        stopped = []
-        # Reverse start order: PostgreSQL and MinIO stop fast, Elasticsearch last.
-        for record in reversed(self._records(state)):
-            if process.is_running(record) or process.members(record):
-                process.stop(record, self.settings.stop_timeout_s)
-                stopped.append(record.service)
+        # All at once: an Elasticsearch cluster's nodes stopped one by one lose their quorum
+        # and the last ones hang in shutdown until killed.
+        live = [r for r in reversed(self._records(state)) if process.is_running(r) or process.members(r)]
+        process.stop_together(live, self.settings.stop_timeout_s)
         self.state_path.unlink(missing_ok=True)
-        return stopped
+        return [r.key for r in live]
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Stop every process ``up`` started (and only those); returns the services stopped."""
@@ -323,11 +380,13 @@ class LocalStack(StackWorkdir):
         services = state.get("services", {})
         for record in self._records(state):
             info = services.get(record.service, {})
+            if record.node:
+                info = next((n for n in info.get("nodes", []) if n["node"] == record.node), {})
             running = process.is_running(record)
             healthy, detail = False, "not running"
             if running:
                 healthy, detail = self._probe(record.service, int(info.get("port", 0)), state)
-            rows.append({"service": record.service, "pid": record.pid, "port": info.get("port"),
+            rows.append({"service": record.key, "pid": record.pid, "port": info.get("port"),
                          "running": running, "healthy": healthy, "detail": detail, "log": info.get("log")})
         return rows
 
@@ -335,7 +394,8 @@ class LocalStack(StackWorkdir):
         url = f"http://127.0.0.1:{port}"
         try:
             if service == "elasticsearch":
-                return probe_elasticsearch(url)
+                nodes = len(((state.get("services") or {}).get("elasticsearch") or {}).get("nodes") or []) or 1
+                return probe_es_cluster(url, nodes)
             if service == "minio":
                 return probe_minio(url)
             if service == "postgres" and state.get("endpoints"):
@@ -357,3 +417,7 @@ class LocalStack(StackWorkdir):
             "versions": (state.get("endpoints") or {}).get("versions", {}),
             "services": rows,
         }
+
+
+def _key(svc: LocalService) -> str:
+    return f"{svc.name}/{svc.node}" if svc.node else svc.name
