@@ -65,10 +65,12 @@ tools:
 images: provision tools
 	$(BIN)/drdrill images build
 
-# The whole suite on the default Elasticsearch, then the drills and backup/restore tests marked
+# The whole suite on the default Elasticsearch (the default run, then the long suites: 3-node
+# clusters and a Kubernetes cluster of their own), then the drills and backup/restore tests marked
 # es_matrix again on the pinned 8.x (both are provisioned once per machine).
 test: provision tools images lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m long $(PYTEST_ARGS)
 	DRDRILL_ES_VERSION=$$($(BIN)/python -c 'from drdrill.settings import DEFAULT_ES8_VERSION as v; print(v)') \
 		$(BIN)/pytest -m es_matrix $(PYTEST_ARGS)
 

@@ -61,6 +61,16 @@ def primaries_started(copies: Iterable[tuple[bool, str, str | None]], expected_p
                                           if primary and state == "STARTED") >= expected_primaries
 
 
+def unfinished_restore_recoveries(recoveries: Iterable[tuple[str, str, str]]) -> list[str]:
+    """From (label, stage, type) of each recovery Elasticsearch reports for a restore's indices
+    once every copy started: the ones that mean the restore is not done. A peer recovery still
+    running then is a relocation (the cluster rebalancing, e.g. after a node left): the data is
+    already whole on the started copies, so it is not the restore's; any other recovery (from
+    the snapshot, the store) that is not DONE is."""
+    return [f"{label} {stage}" for label, stage, kind in recoveries
+            if stage.upper() != "DONE" and kind.upper() != "PEER"]
+
+
 # Deciders whose NO no wait undoes: a copy may not share a node with another copy of its shard
 # (same_shard), nor break forced allocation awareness. A replica refused by one of these on every
 # node stays unassigned for ever (a cluster too small for its replicas); other refusals (a disk

@@ -29,7 +29,12 @@ from drdrill.adapters.elasticsearch import ShardRecovery, ShardState
 from drdrill.adapters.platform import Platform
 from drdrill.backups import catalog, repo_sync
 from drdrill.core.cluster_state import ClusterStateWork
-from drdrill.core.completeness import never_allocatable, primaries_started, restore_progress
+from drdrill.core.completeness import (
+    never_allocatable,
+    primaries_started,
+    restore_progress,
+    unfinished_restore_recoveries,
+)
 from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.drill.restore import restore_copies
 from drdrill.errors import RecoveryFailure, RestoreFailed, ServiceError
@@ -204,7 +209,7 @@ def _finish(platform: Platform, started: _Started, done_at: float) -> SnapshotRe
     seconds = done_at - started.began
     recoveries = platform.cluster.recoveries(started.restored)
     started.steps["recoveries"] = time.monotonic() - done_at
-    not_done = [f"{r.index}[{r.shard}] {r.stage}" for r in recoveries if r.stage.upper() != "DONE"]
+    not_done = unfinished_restore_recoveries((f"{r.index}[{r.shard}]", r.stage, r.kind) for r in recoveries)
     if not_done:
         raise RestoreFailed(f"restore of {started.tenant} from {started.snapshot.name} incomplete: not done: "
                             f"{', '.join(not_done[:3])}", hint="see Elasticsearch's log and _cat/recovery")

@@ -23,7 +23,7 @@ from drdrill.host import process
 from drdrill.settings import stack_settings_from_env
 from drdrill.targets.local.stack import LocalStack
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.long, pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = 3

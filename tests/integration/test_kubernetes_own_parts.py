@@ -24,7 +24,7 @@ from drdrill.adapters.kubernetes import KubeCluster
 from drdrill.settings import load_paths
 from drdrill.targets.kubernetes.node import ClusterHost
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.kubernetes]
+pytestmark = [pytest.mark.long, pytest.mark.integration, pytest.mark.slow, pytest.mark.kubernetes]
 
 ROOT = Path(__file__).resolve().parents[2]
 PAUSE = "docker.io/drdrill/pause:1"  # imported by `cluster up` (the pod sandbox's image)

@@ -292,3 +292,12 @@ def test_a_store_that_takes_longer_to_read_than_elasticsearch_to_restore_is_the_
     outcome.snapshot_restores = [restore(0.4, 0.1)]  # too short to tell the store from set-up
     assert store_bound_restore(outcome) is None
     assert not any("bottleneck" in w.summary for w in _weaknesses([outcome]))
+
+
+def test_a_relocation_after_every_copy_started_does_not_leave_a_restore_unfinished():
+    from drdrill.core.completeness import unfinished_restore_recoveries
+
+    assert unfinished_restore_recoveries([("i[0]", "DONE", "SNAPSHOT"), ("i[0]", "TRANSLOG", "PEER")]) == []
+    assert unfinished_restore_recoveries([("i[0]", "INDEX", "SNAPSHOT"), ("i[1]", "done", "PEER")]) == ["i[0] INDEX"]
+    assert unfinished_restore_recoveries([("i[0]", "TRANSLOG", "EXISTING_STORE")]) == ["i[0] TRANSLOG"]
+
