@@ -30,7 +30,7 @@ from drdrill.adapters.platform import Endpoints
 from drdrill.adapters.postgres import PgConn
 from drdrill.adapters.toxiproxy import STORE_PROXY, Toxic, Toxiproxy
 from drdrill.errors import EngineMissing, StackError, UsageError
-from drdrill.host.readiness import wait_for
+from drdrill.host.readiness import CAUSE_LINES, wait_for
 from drdrill.host.tools import require_module
 from drdrill.host.users import current_user, ensure_service_user
 from drdrill.provision.images import PG_MAJOR, ImageBuilder
@@ -212,7 +212,7 @@ class ContainerStack(StackWorkdir):
             name = container_name(self.stack_name, service)
             waited = wait_for(
                 service, functools.partial(self._probe, service, state), timeout_s=self.settings.ready_timeout_s,
-                log_tail=functools.partial(self.engine.logs, name, 30),
+                log_tail=functools.partial(self.engine.logs, name, CAUSE_LINES),  # the fatal error is far back
                 exited=functools.partial(self._exit_code, name), hint=f"see `docker logs {name}`")
             log.info("%s ready (%.1fs)", service, waited)
             endpoints.versions.update(self._after_ready(service, endpoints, state))
