@@ -55,8 +55,9 @@ def test_images_build_once_then_come_from_the_cache(engine):
     first = drdrill("images", "build", "--json")
     assert first.returncode == 0, first.stderr
     second = json.loads(drdrill("images", "build", "--json").stdout)["images"]
+    # pause and toolbox for Kubernetes; drdrill (the in-cluster restore test) and its Pushgateway
     assert {row["service"] for row in second.values()} == {"base", "postgres", "elasticsearch", "minio", "toxiproxy",
-                                                          "pause", "toolbox"}  # the last two: Kubernetes
+                                                          "pause", "toolbox", "drdrill", "pushgateway"}
     assert not any(row["built"] for row in second.values())  # nothing changed: nothing rebuilt
     assert {tag: row["id"] for tag, row in json.loads(first.stdout)["images"].items()} == \
         {tag: row["id"] for tag, row in second.items()}
