@@ -71,6 +71,17 @@ def unfinished_restore_recoveries(recoveries: Iterable[tuple[str, str, str]]) ->
             if stage.upper() != "DONE" and kind.upper() != "PEER"]
 
 
+# An unassigned primary that waiting will not bring back: refused by every node ("no"), or with no
+# copy of its data left in the cluster ("no_valid_shard_copy": a primary being restored was lost
+# with its node; Elasticsearch itself says to restore the index again).
+_PRIMARY_GONE = frozenset({"no", "no_valid_shard_copy"})
+
+
+def primary_cannot_start(can_allocate: str) -> bool:
+    """From ``_cluster/allocation/explain`` of an unassigned primary: it will never start."""
+    return can_allocate in _PRIMARY_GONE
+
+
 # Deciders whose NO no wait undoes: a copy may not share a node with another copy of its shard
 # (same_shard), nor break forced allocation awareness. A replica refused by one of these on every
 # node stays unassigned for ever (a cluster too small for its replicas); other refusals (a disk

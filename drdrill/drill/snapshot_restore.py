@@ -32,6 +32,7 @@ from drdrill.core.cluster_state import ClusterStateWork
 from drdrill.core.completeness import (
     never_allocatable,
     primaries_started,
+    primary_cannot_start,
     restore_progress,
     unfinished_restore_recoveries,
 )
@@ -253,7 +254,7 @@ def _judge(platform: Platform, started: _Started, copies: list[ShardState], now:
     for copy in ask[:1]:
         started.asked_at[(copy.index, copy.shard)] = now
         decision = platform.cluster.shard_allocation(copy.index, copy.shard)
-        if decision.can_allocate == "no" or progress == "failed":
+        if primary_cannot_start(decision.can_allocate) or progress == "failed":
             return f"{copy.index}[{copy.shard}] cannot be restored: {decision.why or decision.can_allocate}"
     why = _unplaceable_replica(platform, started, copies, now) if not ask else None
     if why is not None:

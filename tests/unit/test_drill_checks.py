@@ -301,3 +301,10 @@ def test_a_relocation_after_every_copy_started_does_not_leave_a_restore_unfinish
     assert unfinished_restore_recoveries([("i[0]", "INDEX", "SNAPSHOT"), ("i[1]", "done", "PEER")]) == ["i[0] INDEX"]
     assert unfinished_restore_recoveries([("i[0]", "TRANSLOG", "EXISTING_STORE")]) == ["i[0] TRANSLOG"]
 
+
+def test_a_primary_lost_with_its_node_or_refused_everywhere_will_not_start():
+    from drdrill.core.completeness import primary_cannot_start
+
+    assert primary_cannot_start("no") and primary_cannot_start("no_valid_shard_copy")
+    assert not any(primary_cannot_start(v) for v in ("yes", "throttled", "awaiting_info", "no_attempt"))
+
