@@ -45,8 +45,11 @@ class SearchCluster(SnapshotOps, InventoryOps):
 
     def __init__(self, url: str, *, request_timeout_s: float = 60, api_key: str | None = None,
                  basic_auth: tuple[str, str] | None = None, ca_file: str | None = None,
-                 guard: WritePolicy = UNRESTRICTED) -> None:
+                 guard: WritePolicy = UNRESTRICTED, other_nodes: list[str] | None = None) -> None:
         self.url = url
+        # The cluster's other nodes: a request whose node is lost (killed, restarting) is sent
+        # again to one of them, so losing a node is the cluster's event, not the client's.
+        self.other_nodes = list(other_nodes or [])
         # Asked before every request that would change something (drdrill.core.ownership).
         self.guard = guard
         self._timeout = request_timeout_s
@@ -66,8 +69,9 @@ class SearchCluster(SnapshotOps, InventoryOps):
     @property
     def client(self) -> Elasticsearch:
         if self._client is None:
-            self._client = guarded_client(self.url, self.guard, request_timeout=self._timeout, max_retries=1,
-                                          retry_on_timeout=False, **self._auth)
+            self._client = guarded_client([self.url, *self.other_nodes], self.guard, request_timeout=self._timeout,
+                                          max_retries=max(1, len(self.other_nodes)), retry_on_timeout=False,
+                                          **self._auth)
         return self._client
 
     def _call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -101,7 +101,7 @@ class GuardedElasticsearch(Elasticsearch):
         return client
 
 
-def guarded_client(url: str, guard: WritePolicy, **kwargs: Any) -> GuardedElasticsearch:
-    client = GuardedElasticsearch(url, **kwargs)
+def guarded_client(hosts: str | list[str], guard: WritePolicy, **kwargs: Any) -> GuardedElasticsearch:
+    client = GuardedElasticsearch(hosts, **kwargs)
     client._guard = guard
     return client

@@ -30,6 +30,10 @@ class Endpoints:
     # written there and copied to/from MinIO, which stays the store of record.
     es_repo_root: Path | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    # Every Elasticsearch node's HTTP address when the cluster has several (the first is
+    # ``elasticsearch_url``): the client fails over to the others when its node is lost, as a
+    # platform's clients do behind a load balancer. Empty: ``elasticsearch_url`` alone.
+    elasticsearch_nodes: list[str] = field(default_factory=list)
 
     @property
     def pg_dsn(self) -> str:
@@ -74,6 +78,7 @@ class Endpoints:
         values = dict(data)
         root = values.get("es_repo_root")
         values["es_repo_root"] = Path(str(root)) if root else None
+        values.setdefault("elasticsearch_nodes", [])  # stacks started before it was recorded
         return cls(**values)  # type: ignore[arg-type]  # the JSON stack.json was written from
 
 
@@ -92,7 +97,8 @@ class Platform:
     def from_endpoints(cls, ep: Endpoints, *, pg_bindir: Path | None = None,
                        request_timeout_s: float = 60) -> Platform:
         return cls(
-            cluster=SearchCluster(ep.elasticsearch_url, request_timeout_s=request_timeout_s),
+            cluster=SearchCluster(ep.elasticsearch_url, request_timeout_s=request_timeout_s,
+                                  other_nodes=[u for u in ep.elasticsearch_nodes if u != ep.elasticsearch_url]),
             store=ObjectStore(ep.s3_endpoint, ep.s3_access_key, ep.s3_secret_key, ep.bucket,
                               read_timeout_s=request_timeout_s),
             db=MetadataDb(PgConn(ep.pg_host, ep.pg_port, ep.pg_database, ep.pg_user, ep.pg_password),

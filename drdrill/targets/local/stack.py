@@ -150,7 +150,8 @@ class LocalStack(StackWorkdir):
 
     def _start(self, prov: Provisioned) -> Endpoints:
         services = self._build_services(prov)
-        es = next(svc for svc in services if isinstance(svc, ElasticsearchService))
+        es_nodes = [svc for svc in services if isinstance(svc, ElasticsearchService)]
+        es = es_nodes[0]
         minio = next(svc for svc in services if isinstance(svc, MinioService))
         pg = next(svc for svc in services if isinstance(svc, PostgresService))
         if es.nodes > 1:  # a fresh cluster: nothing of an earlier one (its nodes, their repo)
@@ -186,7 +187,7 @@ class LocalStack(StackWorkdir):
             s3_secret_key=minio.secret_key, bucket=minio.bucket, pg_host="127.0.0.1", pg_port=pg.port,
             pg_database=pg.database, pg_user=pg.db_user, pg_password=pg.db_password,
             pg_admin_user=pg.admin_user, pg_admin_password=pg.admin_password, es_repo_root=es.repo_root,
-            versions=versions,
+            versions=versions, elasticsearch_nodes=[n.url for n in es_nodes] if len(es_nodes) > 1 else [],
         )
         state["endpoints"] = endpoints.to_dict()
         state["service_user"] = prov.user.name if prov.user else None
