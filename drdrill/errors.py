@@ -127,6 +127,12 @@ class ServiceError(HarnessError):
     """A call to a running service failed for a reason that is the harness's problem."""
 
 
+class NoElectedMaster(ServiceError):
+    """Elasticsearch answered that its cluster has no elected master (HTTP 503): the state of a
+    cluster electing a new one after its master was lost. A wait on the cluster goes on through
+    it, within its own deadline; anything else treats it as the failure it is."""
+
+
 # --- the system under drill failed (exit 1) ----------------------------------------------
 
 

@@ -17,10 +17,10 @@ from elasticsearch import __versionstr__ as elasticsearch_version
 from drdrill.adapters.es_guard import guarded_client
 from drdrill.adapters.es_inventory import InventoryOps
 from drdrill.adapters.es_names import LIST_ALL_ABOVE, batches
-from drdrill.adapters.es_snapshots import ShardRecovery, ShardState, SnapshotOps
+from drdrill.adapters.es_snapshots import NO_MASTER_HINT, ShardRecovery, ShardState, SnapshotOps, no_master
 from drdrill.core.cluster_state import ClusterStateWork, cluster_state_work
 from drdrill.core.ownership import UNRESTRICTED, WritePolicy
-from drdrill.errors import ServiceError, UsageError
+from drdrill.errors import NoElectedMaster, ServiceError, UsageError
 
 __all__ = ["IndexState", "SearchCluster", "ShardRecovery", "ShardState"]
 
@@ -81,6 +81,9 @@ class SearchCluster(SnapshotOps, InventoryOps):
             raise ServiceError(f"Elasticsearch {self.url} unreachable during {action}: {exc}",
                                hint="is Elasticsearch running?") from exc
         except ApiError as exc:
+            if no_master(exc):
+                raise NoElectedMaster(f"Elasticsearch {action} failed: 503 {_reason(exc)}",
+                                      hint=NO_MASTER_HINT) from exc
             raise ServiceError(f"Elasticsearch {action} failed: {exc.meta.status} {_reason(exc)}") from exc
 
     # --- cluster -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from elasticsearch import ApiError, NotFoundError
 
 from drdrill.adapters.es_names import batches
 from drdrill.core.completeness import snapshot_is_complete
-from drdrill.errors import ServiceError
+from drdrill.errors import NoElectedMaster, ServiceError
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -56,6 +56,10 @@ class ShardRecovery:
     # size), and how long the recovery throttle held it back.
     copy_time_ms: int = 0
     throttled_ms: int = 0
+    # What a snapshot recovery restores from: "<repository>/<snapshot>" ("" for other kinds).
+    source: str = ""
+    # When it began, by Elasticsearch's clock (epoch milliseconds; 0 if not said).
+    start_time_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -261,7 +265,9 @@ class SnapshotOps:
                                          int(size.get("recovered_in_bytes", 0)),
                                          copy_time_ms=int(files.get("total_time_in_millis", 0)),
                                          throttled_ms=int(files.get("target_throttle_time_in_millis", 0))
-                                         + int(files.get("source_throttle_time_in_millis", 0))))
+                                         + int(files.get("source_throttle_time_in_millis", 0)),
+                                         source=_snapshot_source(shard.get("source")),
+                                         start_time_ms=int(shard.get("start_time_in_millis", 0))))
         return out
 
     def start_restore(self, repository: str, name: str, indices: list[str], *,
@@ -290,6 +296,9 @@ class SnapshotOps:
         except ApiError as exc:
             if exc.meta.status == 408:  # not there yet when the wait ran out
                 return None
+            if no_master(exc):
+                raise NoElectedMaster(f"Elasticsearch cluster health: 503 {exc.message}",
+                                      hint=NO_MASTER_HINT) from exc
             raise ServiceError(f"Elasticsearch cluster health failed: {exc.meta.status} {exc.message}") from exc
         except (TransportConnectionError, ConnectionTimeout) as exc:
             raise ServiceError(f"Elasticsearch unreachable while waiting for the restore: {exc}",
@@ -331,6 +340,21 @@ class SnapshotOps:
         refusals = tuple(tuple(str(d.get("decider")) for d in node.get("deciders") or [] if d.get("decision") == "NO")
                          for node in nodes)
         return AllocationDecision(str(data.get("can_allocate", "unknown")), why.strip("; "), refusals)
+
+
+# What Elasticsearch answers (HTTP 503) while its cluster has no elected master.
+_NO_MASTER_ERRORS = frozenset({"master_not_discovered_exception", "cluster_block_exception"})
+NO_MASTER_HINT = "the cluster has no elected master: are a majority of its master-eligible nodes up?"
+
+
+def no_master(exc: ApiError) -> bool:
+    return exc.meta.status == 503 and str(exc.error) in _NO_MASTER_ERRORS
+
+
+def _snapshot_source(source: Any) -> str:
+    if isinstance(source, dict) and source.get("repository") and source.get("snapshot"):
+        return f"{source['repository']}/{source['snapshot']}"
+    return ""
 
 
 def _rename(prefix: str | None, replicas: int = 0) -> dict[str, Any]:

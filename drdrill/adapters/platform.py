@@ -48,7 +48,8 @@ class Endpoints:
     def contract_json(self) -> dict[str, object]:
         """The shape ``drdrill stack up --json`` promises (DESIGN.md), credentials included."""
         return {
-            "elasticsearch": {"url": self.elasticsearch_url, "version": self.versions.get("elasticsearch")},
+            "elasticsearch": {"url": self.elasticsearch_url, "version": self.versions.get("elasticsearch"),
+                              "nodes": self.elasticsearch_nodes or [self.elasticsearch_url]},
             "s3": {
                 "endpoint": self.s3_endpoint,
                 "access_key": self.s3_access_key,

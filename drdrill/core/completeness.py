@@ -12,6 +12,8 @@ restore alike (pure: the callers bring what they read from Elasticsearch or the 
 * A **restore** of a snapshot is complete when every primary it restores has started and no
   copy of its indices is still unassigned or initialising (green); it has failed when a primary
   could not be recovered (Elasticsearch does not retry a failed restore); else it is pending.
+  A primary lost with a node after its restore had finished (no copy left) is restored again
+  from the same snapshot, once (:func:`restore_again`), and the report says so.
   Its replicas count: a recovery is done when the platform is green, not when it serves yellow.
 * A **dump's content** is complete when it ends with the trailer its kind always ends with, as
   its final line: pg_dump's for the whole database, drdrill's export or pg_dump's for an
@@ -75,6 +77,18 @@ def unfinished_restore_recoveries(recoveries: Iterable[tuple[str, str, str]]) ->
 # copy of its data left in the cluster ("no_valid_shard_copy": a primary being restored was lost
 # with its node; Elasticsearch itself says to restore the index again).
 _PRIMARY_GONE = frozenset({"no", "no_valid_shard_copy"})
+
+
+# Why Elasticsearch left a shard copy unassigned when the node holding it left the cluster.
+NODE_LEFT = "NODE_LEFT"
+
+
+def restore_again(can_allocate: str, unassigned_reason: str | None, *, restored_again: bool) -> bool:
+    """An unassigned primary of a restore whose every copy went with a node that left (its
+    restore had finished, its replica was not built yet): the snapshot still holds it, and
+    Elasticsearch's own explanation says to restore the index again, which the restore does
+    once. A primary lost again, or lost any other way, fails the restore."""
+    return can_allocate == "no_valid_shard_copy" and unassigned_reason == NODE_LEFT and not restored_again
 
 
 def primary_cannot_start(can_allocate: str) -> bool:

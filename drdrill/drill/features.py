@@ -25,6 +25,9 @@ RESTORE_TEST_TAG = "restore-test"
 # A feature tagged so makes faults only a Docker engine can (features/faults/containers.feature).
 CONTAINERS_TAG = "containers"
 KUBERNETES_TAG = "kubernetes"
+# A feature tagged so drills Elasticsearch as a cluster (its node faults): it needs CLUSTER_NODES.
+CLUSTER_TAG = "cluster"
+CLUSTER_NODES = 3
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,25 @@ def for_target(loaded: list[LoadedFeature], target: str) -> list[LoadedFeature]:
     if left_out:
         log.info("left out on --target %s (they need another target: @containers or @kubernetes): %s", target,
                  ", ".join(left_out))
+    return chosen
+
+
+def for_cluster(loaded: list[LoadedFeature], es_nodes: int | None) -> list[LoadedFeature]:
+    """``@cluster`` features need Elasticsearch as a cluster of CLUSTER_NODES nodes (a node lost
+    must leave a majority to elect a master): on a smaller one they are left out of a directory
+    and refused when named alone. ``es_nodes`` None: the target's own cluster decides (live)."""
+    if es_nodes is None or es_nodes >= CLUSTER_NODES:
+        return loaded
+    chosen = [f for f in loaded if CLUSTER_TAG not in f.tags]
+    if loaded and not chosen:
+        raise UsageError(f"{loaded[0].path.name} drills Elasticsearch nodes (@{CLUSTER_TAG}): it needs a cluster of "
+                         f"{CLUSTER_NODES} nodes, the stack has {es_nodes}",
+                         hint=f"[stack] elasticsearch_nodes = {CLUSTER_NODES} in drdrill.toml (or "
+                              f"DRDRILL_ES_NODES={CLUSTER_NODES}) for a new stack")
+    left_out = [f.path.name for f in loaded if CLUSTER_TAG in f.tags]
+    if left_out:
+        log.info("left out on a %d-node Elasticsearch (they need %d nodes: @%s): %s", es_nodes, CLUSTER_NODES,
+                 CLUSTER_TAG, ", ".join(left_out))
     return chosen
 
 

@@ -68,9 +68,13 @@ def _restore_settings(drill: DrillRecord) -> dict[str, Any]:
         floor = {"cluster_state_seconds": round(sum(w.seconds for w in readings), 3),
                  "cluster_states": sum(w.states for w in readings),
                  "cluster_state_tasks_unchanged": sum(w.unchanged for w in readings)}
+    # Indices restored a second time (a primary lost with its node): the auditor sees which, and why.
+    again = {f"{r.tenant} {index}": why
+             for run in runs for r in run.restored for index, why in r.restored_again.items()}
     return {"concurrency": max(r.concurrency for r in runs), "seconds": round(seconds, 3),
             "primaries_seconds": round(primaries, 3), "replicas_seconds": round(seconds - primaries, 3),
             "replicas": max((r.replicas for run in runs for r in run.restored), default=0), **floor,
+            **({"restored_again": again} if again else {}),
             **drill.restore_limits,
             **{f"{key} changed": change for key, change in drill.restore_limits_changed.items()}}
 

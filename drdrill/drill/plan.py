@@ -17,7 +17,14 @@ from drdrill.core.evidence_store import StoredRun
 from drdrill.core.history import entries
 from drdrill.core.report import TrendPoint
 from drdrill.drill.controls import load_mapping
-from drdrill.drill.features import LoadedFeature, default_features, feature_files, for_target, load_features
+from drdrill.drill.features import (
+    LoadedFeature,
+    default_features,
+    feature_files,
+    for_cluster,
+    for_target,
+    load_features,
+)
 from drdrill.errors import UsageError
 from drdrill.evidence.keys import Signer, read_signer
 from drdrill.report.writer import check_history
@@ -130,8 +137,11 @@ def plan_run(request: RunRequest, paths: Paths, stack_settings: StackSettings) -
     stack_settings = with_drill_stack(stack_settings, settings)  # [stack] of drdrill.toml
     target = make_target(request.target, paths, stack_settings, settings, drill_id=drill_id, stack=request.stack,
                          destructive=any(f.destructive for f in loaded))
+    es_nodes: int | None = None if request.target == "live" else stack_settings.elasticsearch_nodes
     if request.stack is not None and isinstance(target, StackDrillTarget):
-        target.stack.endpoints()  # its state file: a stack that is not running is a usage error, now
+        # Its state file: a stack that is not running is a usage error, now; it keeps its nodes.
+        es_nodes = len(target.stack.endpoints().elasticsearch_nodes) or 1
+    loaded = for_cluster(loaded, es_nodes)
     return RunPlan(drill_id, request.project_dir, loaded, settings, overrides, request.target, target,
                    request.stack, report_dir, history, signer, trend, previous_at, mapping, mapping_source)
 

@@ -309,6 +309,14 @@ def _weaknesses(outcomes: list[DrillOutcome]) -> list[Weakness]:
                 "so more tenants side by side cannot restore faster",
                 "fewer, larger indices per tenant or fewer states per restore (e.g. one restore request for "
                 "several indices) lower the floor; a faster master disk shortens each state's commit")
+        again = outcome.restore_settings.get("restored_again") or {}
+        if again:
+            found["restored-again"] = Weakness(
+                f"{len(again)} restored index(es) lost every copy with an Elasticsearch node during the restore and "
+                f"were restored again from their snapshot ({', '.join(sorted(again))}): a primary is alone until "
+                "its replica is rebuilt, and the RTO carries the second restore",
+                "a node lost during a recovery costs a second restore of what it held alone; the restore-replicas "
+                "phase is the window of that risk")
         for text in _fidelity(outcome):
             found[f"fidelity: {text}"] = Weakness(text, "set [restore_test] replicas to the platform's own "
                                                         "number_of_replicas to measure the replica rebuild too")

@@ -33,11 +33,13 @@ from drdrill.core.completeness import (
     never_allocatable,
     primaries_started,
     primary_cannot_start,
+    restore_again,
     restore_progress,
     unfinished_restore_recoveries,
 )
 from drdrill.core.layout import Tenant, TenantIndices
 from drdrill.drill.restore import restore_copies
+from drdrill.drill.restore_losses import accepted_all_the_same, through_elections
 from drdrill.errors import RecoveryFailure, RestoreFailed, ServiceError
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,9 @@ class SnapshotRestore:
     # Replica copies of each shard restored beside its primary (the most of any of its indices;
     # 0 without replicas).
     replicas: int = 0
+    # Indices restored a second time, with Elasticsearch's explanation: every copy of a primary
+    # was lost with a node during the restore (drdrill.core.completeness.restore_again).
+    restored_again: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,11 @@ class _Started:
     steps: dict[str, float] = field(default_factory=dict)
     primaries_at: float | None = None
     replicas: int = 0
+    # How the restore was asked for, to ask again for an index lost with its node.
+    rename_prefix: str | None = None
+    copy_replicas: int = 0
+    mark: dict[str, str] | None = None
+    restored_again: dict[str, str] = field(default_factory=dict)
 
 
 class _Steps:
@@ -194,15 +204,23 @@ def _start(platform: Platform, job: TenantRestoreJob, drill_id: str, owners: Ten
         raise RestoreFailed(f"snapshot {chosen.name} of {tenant} is {info.state} with {info.shards_failed} failed "
                             f"shard(s) of {info.shards_total}", hint="not a usable recovery point")
     began = clock.done("snapshot-info")
-    platform.cluster.start_restore(repository, chosen.name, list(chosen.indices), rename_prefix=rename_prefix,
-                                   copy_replicas=job.copy_replicas)
-    clock.done("start")
     restored = [f"{rename_prefix or ''}{index}" for index in chosen.indices]
+    asked_at_ms = int(time.time() * 1000)
+    try:
+        platform.cluster.start_restore(repository, chosen.name, list(chosen.indices), rename_prefix=rename_prefix,
+                                       copy_replicas=job.copy_replicas)
+    except ServiceError as exc:
+        if not accepted_all_the_same(platform, repository, chosen.name, restored, asked_at_ms):
+            raise
+        log.warning("restore of %s: %s; yet every index is being restored from %s/%s: the request was applied "
+                    "before it was sent again (a node was lost meanwhile)", tenant, exc.message, repository,
+                    chosen.name)
+    clock.done("start")
     if job.mark is not None:
         platform.cluster.mark_indices(restored, job.mark)
         clock.done("mark")
     return _Started(tenant, repository, chosen, restored, info.shards_total, fetch, began, began + timeout_s,
-                    steps=steps)
+                    steps=steps, rename_prefix=rename_prefix, copy_replicas=job.copy_replicas, mark=job.mark)
 
 
 def _finish(platform: Platform, started: _Started, done_at: float) -> SnapshotRestore:
@@ -221,7 +239,8 @@ def _finish(platform: Platform, started: _Started, done_at: float) -> SnapshotRe
         uuid=started.snapshot.uuid, indices=started.snapshot.indices, fetched_bytes=started.fetch.bytes,
         fetch_seconds=started.fetch.seconds, restore_seconds=seconds, shards_total=started.primaries,
         shards_failed=0, shards=recoveries, health="green", restored_as=tuple(started.restored),
-        steps={name: round(value, 4) for name, value in started.steps.items()}, replicas=started.replicas)
+        steps={name: round(value, 4) for name, value in started.steps.items()}, replicas=started.replicas,
+        restored_again=dict(started.restored_again))
 
 
 def _primaries_at(started: _Started, now: float) -> None:
@@ -254,6 +273,10 @@ def _judge(platform: Platform, started: _Started, copies: list[ShardState], now:
     for copy in ask[:1]:
         started.asked_at[(copy.index, copy.shard)] = now
         decision = platform.cluster.shard_allocation(copy.index, copy.shard)
+        if restore_again(decision.can_allocate, copy.unassigned_reason,
+                         restored_again=copy.index in started.restored_again):
+            _restore_index_again(platform, started, copy.index, decision.why or decision.can_allocate)
+            return None
         if primary_cannot_start(decision.can_allocate) or progress == "failed":
             return f"{copy.index}[{copy.shard}] cannot be restored: {decision.why or decision.can_allocate}"
     why = _unplaceable_replica(platform, started, copies, now) if not ask else None
@@ -264,6 +287,24 @@ def _judge(platform: Platform, started: _Started, copies: list[ShardState], now:
                            for c in copies if c.state != "STARTED")
         return f"not complete after {started.deadline - started.began:.0f}s ({states or 'no shard started yet'})"
     return None
+
+
+def _restore_index_again(platform: Platform, started: _Started, index: str, why: str) -> None:
+    """What Elasticsearch's explanation says to do for a primary lost with its node: the index
+    (this restore's own) deleted and restored again from the same snapshot, within the same
+    deadline; its mark, where the restore writes one, written again."""
+    original = started.snapshot.indices[started.restored.index(index)]
+    log.warning("restore of %s: every copy of %s was lost with a node (%s); restoring it again from %s",
+                started.tenant, index, why, started.snapshot.name)
+    started.restored_again[index] = why
+    platform.cluster.delete_indices(index)
+    platform.cluster.start_restore(started.repository, started.snapshot.name, [original],
+                                   rename_prefix=started.rename_prefix, copy_replicas=started.copy_replicas)
+    if started.mark is not None:
+        platform.cluster.mark_indices([index], started.mark)
+    for key in [k for k in started.unassigned_since if k[0] == index]:
+        started.unassigned_since.pop(key, None)
+        started.asked_at.pop(key, None)
 
 
 def _unplaceable_replica(platform: Platform, started: _Started, copies: list[ShardState], now: float) -> str | None:
@@ -293,18 +334,21 @@ def _await(platform: Platform, started: _Started, on_primaries: Callable[[], Non
     cluster = platform.cluster
     active = started.primaries
     green = False
+    what = f"restore of {started.tenant} from {started.snapshot.name}"
     try:
         while not green and started.primaries_at is None:
-            health = cluster.await_health(started.restored, WAIT_SLICE_S, active_shards=active)
-            green = _judged(platform, started)
+            health = through_elections(started.deadline, what, functools.partial(
+                cluster.await_health, started.restored, WAIT_SLICE_S, active_shards=active))
+            green = bool(through_elections(started.deadline, what, functools.partial(_judged, platform, started)))
             if health is not None:  # not the primaries yet (a replica started first): the next shard
                 active = max(active, int(health.get("active_shards", 0)) + 1)
     finally:  # the primaries started even when the look that saw it found a replica that never will
         if started.primaries_at is not None:
             on_primaries()
     while not green:
-        green = cluster.await_health(started.restored, WAIT_SLICE_S, status="green") is not None \
-            or _judged(platform, started)
+        green = through_elections(started.deadline, what, functools.partial(
+            cluster.await_health, started.restored, WAIT_SLICE_S, status="green")) is not None \
+            or bool(through_elections(started.deadline, what, functools.partial(_judged, platform, started)))
     done_at = time.monotonic()
     started.steps["replicas"] = done_at - (started.primaries_at or done_at)
     return _finish(platform, started, done_at)

@@ -109,3 +109,13 @@ class ReportsNodes(Protocol):
     whether it holds, and what was seen."""
 
     def node_probes(self) -> list[tuple[str, bool, str]]: ...
+
+
+@runtime_checkable
+class RestartsNodes(Protocol):
+    """A target (or stack) that can crash one Elasticsearch node and start it again on its own
+    data, as a supervisor would (the local target): how a node restarted mid-recovery is drilled."""
+
+    def restart_node(self, node: str) -> float:
+        """Seconds from the crash until the node had rejoined its cluster."""
+        ...

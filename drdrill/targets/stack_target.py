@@ -16,10 +16,10 @@ from drdrill.adapters.platform import Endpoints, Platform
 from drdrill.adapters.s3 import ObjectStore, StoreAdmin
 from drdrill.core.layout import Tenant
 from drdrill.core.ownership import RESTORE_COPIES_PREFIX
-from drdrill.errors import HarnessError
+from drdrill.errors import HarnessError, UsageError
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.settings import StackSettings
-from drdrill.targets.base import DiskUsage
+from drdrill.targets.base import DiskUsage, RestartsNodes
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,12 @@ class StackDrillTarget:
 
     def data_disk(self, service: str) -> DiskUsage | None:
         return self.stack.data_disk(service)
+
+    def restart_node(self, node: str) -> float:
+        if not isinstance(self.stack, RestartsNodes):
+            raise UsageError(f"the {self.name} target cannot restart one Elasticsearch node",
+                             hint="drill a node restart on the local target ([stack] elasticsearch_nodes = 3)")
+        return self.stack.restart_node(node)
 
     def _store_admin(self) -> StoreAdmin:
         ep = self._endpoints or self.stack.endpoints()

@@ -119,47 +119,37 @@ def test_a_node_that_dies_while_starting_names_its_cause(paths):
         stack.down(purge=True)
 
 
-NODE_LOSS = """\
-Feature: A data node lost while the snapshots are restored
-  Scenario: A data node is killed while primaries are restored
-    Given the objectives are RTO 10m and RPO 24h
-    And the platform holds 2 tenants with 2 indices of 200 documents each
-    And the nightly backup has run
-    When the site is lost
-    And Elasticsearch and PostgreSQL are redeployed
-    And the metadata database is restored from the newest dump in metadata/all
-    And an Elasticsearch data node will be killed during the snapshot restore
-    And every tenant's snapshot is restored from MinIO
-    And data integrity is verified
-    Then every index is green with the documents its snapshot held
-"""
-
-
-def test_a_data_node_killed_while_primaries_are_restored(cluster_stack, tmp_path):
-    """Issue 24 item 3: the node is chosen from the cluster (not the master, not the drill's
-    endpoint, one restoring primaries) and killed; the drill then ends as Elasticsearch's
-    behaviour makes it: a pass (the restore went on on the others) or a failure of the
-    snapshot restore naming the shard copies that did not finish (a primary lost with the node:
-    "no copies of its data in the cluster"). Never an error or a hang."""
-    (tmp_path / "features").mkdir()
-    (tmp_path / "features" / "node_loss.feature").write_text(NODE_LOSS)
+def test_nodes_lost_while_the_snapshots_are_restored(cluster_stack, tmp_path):
+    """Issue 24 item 3, features/faults/nodes.feature on three nodes: a data node killed, a data
+    node restarted on its data, the elected master killed, each while primaries are restored,
+    beside the same recovery undisturbed. Each recovery ends green with every document (the
+    restore goes on on the nodes left; an index whose only copy went with its node is restored
+    again, and the report says so); each fault says what it struck; the extra time is measured
+    against the baseline in the same run (printed: a figure, not a limit)."""
     (tmp_path / "drdrill.toml").write_text("[data]\nreplicas = 1\n")
     report_dir = tmp_path / "report"
     result = subprocess.run([sys.executable, "-m", "drdrill", "-q", "run", "--stack", cluster_stack.stack_name,
-                             str(tmp_path / "features" / "node_loss.feature"), "--report-dir", str(report_dir),
-                             "--project-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                             str(ROOT / "features" / "faults" / "nodes.feature"), "--report-dir", str(report_dir),
+                             "--project-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=1500)
     report = json.loads((report_dir / "report.json").read_text())
-    fault = report["evidence"]["notes"]["node_fault"]
-    assert fault["injected"] and fault["killed"].startswith("drdrill-es-"), fault
-    phases = {p["name"]: p for p in report["phases"]}
-    restore = [f"{n} {p['duration_seconds']:.1f}s {p['status']}" for n, p in phases.items() if n.startswith("restore")]
-    print(f"\nnode loss: {fault}; verdict {report['verdict']}; " + ", ".join(restore))
-    if report["verdict"] == "passed":
-        assert result.returncode == 0
-    else:
-        assert result.returncode == 1, result.stdout + result.stderr  # failed, not errored
-        assert phases["restore-snapshots"]["status"] == "failed", phases
-        # A primary lost with its node before any replica of it started: ES has no copy left
-        # (allocation/explain: no_valid_shard_copy), named at once rather than waited out.
-        assert "restore of org" in result.stdout, result.stdout
-        assert "cannot be restored" in result.stdout or "not done" in result.stdout, result.stdout
+    notes = report["evidence"]["notes"]
+    print(f"\nnode faults: {notes.get('node_fault')}; {notes.get('node_restart')}; {notes.get('master_fault')}")
+    restore = {r["scenario"]: r for r in notes["restore"]}
+    for name, settings in restore.items():
+        print(f"  {name}: restore {settings['seconds']}s (primaries {settings['primaries_seconds']}s), "
+              f"restored again: {settings.get('restored_again', {})}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["verdict"] == "passed"
+    killed = notes["node_fault"]
+    assert killed["injected"] and killed["killed"].startswith("drdrill-es-"), killed
+    restarted = notes["node_restart"]
+    assert restarted["injected"] and restarted["restarted"].startswith("drdrill-es-"), restarted
+    assert restarted["rejoined_after_seconds"] > 0
+    master = notes["master_fault"]
+    assert master["injected"] and master["new_master"] not in (None, master["killed"]), master
+    assert master["without_master_seconds"] > 0
+    # Every index lost with its node is named where an auditor reads the report.
+    again = [k for settings in restore.values() for k in settings.get("restored_again", {})]
+    weaknesses = " ".join(w["summary"] for w in report.get("weaknesses", []))
+    assert all(k.split()[-1] in weaknesses for k in again), (again, weaknesses)
+    assert len(_cat_nodes(cluster_stack.endpoints().elasticsearch_url)) == NODES  # whole again afterwards

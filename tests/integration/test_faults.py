@@ -31,8 +31,10 @@ def expected_matrix() -> dict[str, tuple[str, str, str | None]]:
     matrix: dict[str, tuple[str, str, str | None]] = {}
     for feature in sorted(FAULTS.glob("*.feature")):
         tags = feature.read_text().split("Feature:")[0]
-        if "@containers" in tags or "@kubernetes" in tags:
-            continue  # left out on the local target (test_containers_faults.py, test_kubernetes.py)
+        if "@containers" in tags or "@kubernetes" in tags or "@cluster" in tags:
+            # left out on the local target's one node (test_containers_faults.py, test_kubernetes.py,
+            # test_es_cluster.py)
+            continue
         name = None
         for line in feature.read_text().splitlines():
             line = line.strip()

@@ -308,3 +308,41 @@ def test_a_primary_lost_with_its_node_or_refused_everywhere_will_not_start():
     assert primary_cannot_start("no") and primary_cannot_start("no_valid_shard_copy")
     assert not any(primary_cannot_start(v) for v in ("yes", "throttled", "awaiting_info", "no_attempt"))
 
+
+
+def test_a_primary_lost_with_its_node_is_restored_again_once_and_only_that():
+    from drdrill.core.completeness import restore_again
+
+    assert restore_again("no_valid_shard_copy", "NODE_LEFT", restored_again=False)
+    assert not restore_again("no_valid_shard_copy", "NODE_LEFT", restored_again=True)  # lost twice: fails
+    assert not restore_again("no_valid_shard_copy", "ALLOCATION_FAILED", restored_again=False)
+    assert not restore_again("no", "NODE_LEFT", restored_again=False)  # refused everywhere: not a lost copy
+    assert not restore_again("throttled", "NODE_LEFT", restored_again=False)
+
+
+def test_cluster_features_need_three_nodes(tmp_path):
+    from drdrill.drill.features import LoadedFeature, for_cluster
+    from drdrill.errors import UsageError
+
+    cluster = LoadedFeature(tmp_path / "nodes.feature", frozenset({"fault", "cluster"}))
+    plain = LoadedFeature(tmp_path / "full.feature", frozenset())
+    assert for_cluster([cluster, plain], 3) == [cluster, plain]
+    assert for_cluster([cluster, plain], None) == [cluster, plain]  # live: its own cluster decides
+    assert for_cluster([cluster, plain], 1) == [plain]  # left out of a directory
+    with pytest.raises(UsageError, match="needs a cluster of 3 nodes, the stack has 1"):
+        for_cluster([cluster], 1)
+
+
+def test_a_wait_goes_on_through_a_master_election_until_its_deadline():
+    import time
+
+    from drdrill.drill.restore_losses import through_elections
+    from drdrill.errors import NoElectedMaster, RestoreFailed
+
+    def electing() -> int:
+        raise NoElectedMaster("cluster health: 503 master_not_discovered_exception")
+
+    assert through_elections(time.monotonic() + 60, "restore of org1/ns1", electing) is None
+    assert through_elections(time.monotonic() + 60, "restore of org1/ns1", lambda: 7) == 7
+    with pytest.raises(RestoreFailed, match="restore of org1/ns1: cluster health: 503"):
+        through_elections(time.monotonic() - 1, "restore of org1/ns1", electing)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from drdrill.drill.faults.nodes import data_node_to_lose
+from drdrill.drill.faults.nodes import data_node_to_lose, master_to_lose
 from drdrill.errors import ConfigError, UsageError
 from drdrill.provision.java import JavaRuntime
 from drdrill.settings import (
@@ -76,3 +76,11 @@ def test_the_node_lost_is_a_data_node_restoring_primaries_never_the_master_or_th
     assert data_node_to_lose(nodes, "127.0.0.1:9200", []) == "drdrill-es-2"
     with pytest.raises(UsageError, match="no data node to lose"):
         data_node_to_lose(nodes[:2], "127.0.0.1:9200", [])
+
+
+def test_the_master_lost_is_the_elected_one_even_when_it_is_the_drills_endpoint():
+    nodes = [{"name": "drdrill-es-0", "master": "*", "http_address": "127.0.0.1:9200"},
+             {"name": "drdrill-es-1", "master": "-", "http_address": "127.0.0.1:9201"}]
+    assert master_to_lose(nodes, "127.0.0.1:9200", ["drdrill-es-1"]) == "drdrill-es-0"
+    with pytest.raises(UsageError, match="no elected master"):
+        master_to_lose([{**n, "master": "-"} for n in nodes], "127.0.0.1:9200", [])

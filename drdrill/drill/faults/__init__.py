@@ -20,7 +20,11 @@ from drdrill.adapters.postgres import PgConn
 from drdrill.core import layout
 from drdrill.core.layout import Tenant
 from drdrill.drill.dumps import newest_dump
-from drdrill.drill.faults.nodes import data_node_killed_during_restore
+from drdrill.drill.faults.nodes import (
+    data_node_killed_during_restore,
+    data_node_restarted_during_restore,
+    master_killed_during_restore,
+)
 from drdrill.errors import UsageError
 from drdrill.host.readiness import wait_for
 
@@ -248,6 +252,8 @@ SIMPLE_FAULTS: dict[str, Callable[[Drill], None]] = {
     "Elasticsearch hangs": elasticsearch_hangs,
     "Elasticsearch will be killed during the snapshot restore": elasticsearch_killed_during_restore,
     "an Elasticsearch data node will be killed during the snapshot restore": data_node_killed_during_restore,
+    "an Elasticsearch data node will be restarted during the snapshot restore": data_node_restarted_during_restore,
+    "the elected Elasticsearch master will be killed during the snapshot restore": master_killed_during_restore,
     "the disk of Elasticsearch is full": disk_full,
     "the platform's indices have more replicas than the cluster has nodes for": replicas_beyond_nodes,
     "PostgreSQL goes down": postgres_down,

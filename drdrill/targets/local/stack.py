@@ -279,6 +279,25 @@ class LocalStack(StackWorkdir):
             write_private_json(self.state_path, state)
             return endpoints
 
+    def restart_node(self, node: str) -> float:
+        """One Elasticsearch node crashes and its supervisor starts it again at once, on its own
+        data (a node restarted mid-recovery): killed outright, relaunched, waited for until it
+        has rejoined its cluster. Returns the seconds from the kill until it had rejoined."""
+        with self._locked():
+            state = self._state_of_up_stack()
+            prov = self.provision()
+            svc = next((s for s in self._build_services(prov, state)
+                        if isinstance(s, ElasticsearchService) and s.node == node), None)
+            if svc is None:
+                raise StackError(f"no Elasticsearch node {node!r} in stack {self.stack_name!r}")
+            killed_at = time.monotonic()
+            for record in self._matching(f"elasticsearch/{node}"):
+                process.kill(record)
+            records = [r for r in self._records(state) if not (r.service == svc.name and r.node == node)]
+            popen = self._launch(svc, prov.user, state, records)
+        self._await_ready(svc, popen)  # not under the lock: a drill's other calls go on meanwhile
+        return time.monotonic() - killed_at
+
     def rotate_minio_secret(self) -> None:
         """A real credential rotation that every client sees: MinIO restarts on its data with a
         root secret nobody holds. The recorded credentials stay the platform's (now stale)
