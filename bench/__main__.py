@@ -3,6 +3,7 @@
     python -m bench [--only overhead,restore,crypto,scale,forecast,parallel,steps,floor] [--smoke] [--json PATH]
                     [--repeat N] [--budget-min M]
     python -m bench --only scale-large --budget-min 120
+    python -m bench --only nodes [--nodes-docs N] --budget-min 12
 
 1. overhead  the default full-site drill against the runbook done by hand (REST, openssl, psql)
 2. restore   restore throughput from MinIO against a raw copy of the same bytes; recovery throttle
@@ -19,6 +20,8 @@ kubernetes   drdrill's own cluster (up, down) and the same full-site drill on lo
              Kubernetes side by side, with the traffic switch's share of the RTO
 live         the restore test on a staging stack filled the platform's way (6 tenants, 120 indices),
              quiet and while the platform writes, alternating
+nodes        the full-site recovery on a 1-node and a 3-node local stack (a replica per shard) at the
+             same data size, alternating: RTO, restore phases and throughput, the replicas' share
 
 Compared things run in the same run, alternating; results are medians of ``--repeat`` runs.
 The whole run keeps to a time budget (default 45 minutes): each benchmark gets a share, and
@@ -47,6 +50,7 @@ from bench import (
     forecast,
     kubernetes,
     live,
+    nodes,
     overhead,
     parallel,
     restore,
@@ -60,11 +64,12 @@ from bench.context import Bench, Options
 ORDER = ("crypto", "overhead", "restore", "scale", "forecast", "parallel", "steps", "floor")
 # Only when asked for: scale-large's drills alone exceed the default budget; containers needs a
 # Docker engine (and starts one).
-EXTRA = ("scale-large", "containers", "kubernetes", "live")
+EXTRA = ("scale-large", "containers", "kubernetes", "live", "nodes")
 NEEDS_STACK = frozenset({"overhead", "restore", "scale", "forecast", "parallel", "steps", "floor", "scale-large",
                          "containers"})
 SHARES = {"crypto": 0.08, "overhead": 0.11, "restore": 0.07, "scale": 0.25, "forecast": 0.27, "parallel": 0.22,
-          "steps": 0.10, "floor": 0.08, "scale-large": 1.0, "containers": 1.0, "kubernetes": 1.0, "live": 1.0}
+          "steps": 0.10, "floor": 0.08, "scale-large": 1.0, "containers": 1.0, "kubernetes": 1.0, "live": 1.0,
+          "nodes": 1.0}
 DEFAULT_BUDGET_MIN = 45.0
 CRYPTO_MIB, SMOKE_CRYPTO_MIB = 1024, 32
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -89,6 +94,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Bench], dict[str, Any]], Callable[[dict[st
     "containers": (containers.measure, containers.render),
     "kubernetes": (kubernetes.measure, kubernetes.render),
     "live": (live.measure, live.render),
+    "nodes": (nodes.measure, nodes.render),
 }
 
 
@@ -100,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per compared arm (default 3; 1 with --smoke)")
     parser.add_argument("--budget-min", type=float, default=DEFAULT_BUDGET_MIN,
                         help=f"wall-time budget of the whole run in minutes (default {DEFAULT_BUDGET_MIN:g})")
+    parser.add_argument("--nodes-docs", type=int, help="documents per index of the nodes benchmark "
+                        f"({nodes.TENANTS} tenants × {nodes.INDICES} indices; default {nodes.DEFAULT_DOCS:,})")
     args = parser.parse_args(argv)
     args.only = tuple(dict.fromkeys(name.strip() for name in args.only.split(",") if name.strip()))
     unknown = [name for name in args.only if name not in ORDER + EXTRA]
@@ -108,8 +116,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      f"choose from {','.join(ORDER + EXTRA)}")
     if args.repeat is None:
         args.repeat = 1 if args.smoke else 3
-    if args.repeat < 1 or args.budget_min <= 0:
-        parser.error("--repeat and --budget-min must be positive")
+    if args.repeat < 1 or args.budget_min <= 0 or (args.nodes_docs is not None and args.nodes_docs < 1):
+        parser.error("--repeat, --budget-min and --nodes-docs must be positive")
     return args
 
 
@@ -128,10 +136,10 @@ def machine() -> dict[str, Any]:
 def run(args: argparse.Namespace, workdir: Path, json_path: Path) -> int:
     chosen = [name for name in ORDER + EXTRA if name in args.only]
     budget = Budget(args.budget_min * 60, SHARES)
-    bench = Bench(Options(tuple(chosen), args.smoke, args.repeat, budget.total_s, workdir), budget)
+    bench = Bench(Options(tuple(chosen), args.smoke, args.repeat, budget.total_s, workdir, args.nodes_docs), budget)
     payload: dict[str, Any] = {
         "schema": "drdrill-bench/1", "started_at": utc_now(), "command": ["python", "-m", "bench", *sys.argv[1:]],
-        "options": {"only": chosen, "smoke": args.smoke, "repeat": args.repeat,
+        "options": {"only": chosen, "smoke": args.smoke, "repeat": args.repeat, "nodes_docs": args.nodes_docs,
                     "budget_s": budget.total_s, "shares": SHARES},
         "machine": machine(), "benchmarks": {}, "budget_used_s": {},
     }

@@ -24,6 +24,8 @@ class Options:
     repeat: int
     budget_s: float
     workdir: Path
+    # Documents per index of the ``nodes`` benchmark (None: its default size).
+    nodes_docs: int | None = None
 
 
 @dataclass

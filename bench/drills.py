@@ -58,6 +58,10 @@ class DrillResult:
     # The snapshot restore's wall time (tenants restore side by side: not fetch_s + es_restore_s).
     restore_wall_s: float | None = None
     concurrency: int | None = None
+    # Bytes Elasticsearch recovered into the restored shards, by recovery type: SNAPSHOT (the
+    # primaries, from the repository) and PEER (replicas copied from their primaries).
+    recovered_bytes: dict[str, int] = field(default_factory=dict)
+    replicas: int | None = None  # replica copies per restored shard
     # What the RTO forecast learns from this drill (drdrill.core.forecast).
     sample: RestoreSample | None = None
     reused_by: list[str] = field(default_factory=list)
@@ -109,6 +113,10 @@ def _fill_from_outcome(result: DrillResult, outcome: DrillOutcome) -> None:
     result.es_restore_s = sum(r.restore_seconds for r in outcome.snapshot_restores)
     result.metadata_restore_s = sum(m.seconds for m in outcome.metadata_restores)
     result.restore_wall_s = outcome.snapshot_restore_wall_s
+    result.recovered_bytes = {}
+    for shard in (s for r in outcome.snapshot_restores for s in r.shards):
+        result.recovered_bytes[shard.kind] = result.recovered_bytes.get(shard.kind, 0) + shard.bytes_recovered
+    result.replicas = outcome.restore_settings.get("replicas")
     result.concurrency = outcome.restore_settings.get("concurrency")
     result.sample = restore_sample(outcome)
     result.problems += [f"{p.phase}: {p.kind}: {p.summary}" for p in outcome.problems]

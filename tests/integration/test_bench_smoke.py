@@ -109,3 +109,27 @@ def test_restore_steps_per_tenant_and_the_floor(smoke: dict) -> None:
     floor = smoke["benchmarks"]["floor"]
     for size in floor["by_tenants"].values():
         assert positive(size["restore_s"]) and positive(size["cluster_state_s"]) and positive(size["ratio"])
+
+
+@pytest.mark.long  # two stacks (1 and 3 Elasticsearch nodes) started and each redeployed per drill: minutes
+def test_nodes_section_smoke(tmp_path: Path) -> None:
+    """``--only nodes --smoke``: one tiny full-site drill on a 1-node and a 3-node stack, the
+    figures present and of the right kind, the 3-node drill restoring a replica per shard."""
+    out = tmp_path / "nodes.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--only", "nodes", "--smoke", "--json", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    result = json.loads(out.read_text())["benchmarks"]["nodes"]
+    assert result["status"] == "ok", result
+    assert positive(result["heap_mb_per_node"])
+    one, three = result["by_nodes"]["1"], result["by_nodes"]["3"]
+    assert one["n"] == three["n"] == 1 and one["replicas"] == 0 and three["replicas"] == 1
+    for side in (one, three):
+        assert positive(side["rto_s"]) and positive(side["restore_mib_s"]) and positive(side["primaries_mib_s"])
+        assert positive(side["phases"]["restore-snapshots"]) and positive(side["phases"]["restore-primaries"])
+        assert positive(side["es_rss_mib"])
+    # Only the 3-node cluster has replicas to rebuild after its primaries.
+    assert one["phases"]["restore-replicas"] == 0 and one["replica_share_of_rto"] == 0
+    assert positive(three["phases"]["restore-replicas"]) and positive(three["replica_share_of_rto"])
+    assert positive(result["ratios_3_to_1"]["rto_s"])
+    assert [r["nodes"] for r in result["runs"]] == [1, 3]  # alternating, 1 first in the first round
