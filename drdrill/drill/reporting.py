@@ -211,7 +211,7 @@ def _evidence(outcomes: list[DrillOutcome], target_facts: dict[str, object]) -> 
         for restore in outcome.snapshot_restores:
             org, ns = restore.tenant.split("/", 1)
             evidence.snapshots.append(SnapshotRef(restore.repository, restore.snapshot, restore.uuid, org, ns))
-            shards += [{"tenant": restore.tenant, "index": s.index, "shard": s.shard, "stage": s.stage,
+            shards += [{"tenant": restore.tenant, "index": s.index, "shard": s.shard, "kind": s.kind, "stage": s.stage,
                         "total_time_ms": s.total_time_ms, "bytes": s.bytes_recovered} for s in restore.shards]
         for meta in outcome.metadata_restores:
             evidence.objects.append(ObjectRef(meta.key, meta.sha256, meta.size_bytes))
