@@ -32,11 +32,20 @@ class ContainerSpec:
     command: list[str] | None = None
     mem_limit: str | None = None
     tmpfs: dict[str, str] = field(default_factory=dict)  # path -> mount options (a size-limited disk)
+    network_mode: str | None = None  # "container:<name>": that container's network namespace
+    entrypoint: list[str] | None = None
+
+
+def es_mem_limit(es_heap_mb: int, state: dict[str, Any]) -> str:
+    """A node's memory limit: heap, as much again off-heap, and room for a tmpfs data disk
+    (tmpfs pages count against the limit)."""
+    return f"{es_heap_mb * 2 + 512 + int(state.get('es_data_limit_mb') or 0)}m"
 
 
 def container_specs(stack: str, state: dict[str, Any], es_uid: int, es_heap_mb: int) -> dict[str, ContainerSpec]:
     """The containers of ``state`` (ports, credentials, images, repository path; Elasticsearch's
-    data on a size-limited tmpfs while ``es_data_limit_mb`` is set: the full-disk fault)."""
+    data on a size-limited tmpfs while ``es_data_limit_mb`` is set: the full-disk fault). A
+    cluster's node containers are :func:`drdrill.targets.containers.es_nodes.cluster_specs`'."""
     ep = Endpoints.from_dict(state["endpoints"])
     ports, images = state["ports"], state["images"]
     assert ep.es_repo_root is not None
@@ -55,10 +64,8 @@ def container_specs(stack: str, state: dict[str, Any], es_uid: int, es_heap_mb: 
     return {
         # Any uid in group 0 may run the (official-style) image; this one owns the repository.
         "elasticsearch": ContainerSpec("elasticsearch", images["elasticsearch"], {9200: ports["elasticsearch"]},
-                                       # tmpfs pages count against the limit: room for them too.
                                        es_env, es_volumes, user=f"{es_uid}:0",
-                                       mem_limit=f"{es_heap_mb * 2 + 512 + int(state.get('es_data_limit_mb') or 0)}m",
-                                       tmpfs=es_tmpfs),
+                                       mem_limit=es_mem_limit(es_heap_mb, state), tmpfs=es_tmpfs),
         # Not published: clients reach MinIO through Toxiproxy, on the port the endpoint names.
         "minio": ContainerSpec("minio", images["minio"], {},
                                {"MINIO_ROOT_USER": ep.s3_access_key, "MINIO_ROOT_PASSWORD": ep.s3_secret_key,

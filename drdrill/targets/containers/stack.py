@@ -30,17 +30,20 @@ from drdrill.adapters.platform import Endpoints
 from drdrill.adapters.postgres import PgConn
 from drdrill.adapters.toxiproxy import STORE_PROXY, Toxic, Toxiproxy
 from drdrill.errors import EngineMissing, StackError, UsageError
-from drdrill.host.readiness import CAUSE_LINES, wait_for
+from drdrill.host.readiness import wait_for
 from drdrill.host.tools import require_module
 from drdrill.host.users import current_user, ensure_service_user
 from drdrill.provision.images import PG_MAJOR, ImageBuilder
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.settings import ContainerImages, Paths, StackSettings
 from drdrill.targets.base import DiskUsage
+from drdrill.targets.containers import es_nodes
+from drdrill.targets.containers.launch import failed_log, first_exit, image_facts, run_container
 from drdrill.targets.containers.specs import (
     CONTAINERS,
     DATA_PATHS,
     SERVICES,
+    ContainerSpec,
     container_name,
     container_specs,
     volume_name,
@@ -49,7 +52,7 @@ from drdrill.targets.services import (
     elasticsearch_version,
     ensure_bucket,
     ensure_platform_database,
-    probe_elasticsearch,
+    probe_es_cluster,
     probe_minio,
     probe_postgres,
 )
@@ -162,15 +165,24 @@ class ContainerStack(StackWorkdir):
             pg_database=self.settings.database, pg_user=self.settings.db_user,
             pg_password=secrets.token_urlsafe(24), pg_admin_user=PG_ADMIN_USER,
             pg_admin_password=secrets.token_urlsafe(24), es_repo_root=self.repo_root)
-        ports = {service: free_port() for service in CONTAINERS}
+        nodes = self.settings.elasticsearch_nodes
+        ports: dict[str, Any] = {service: free_port() for service in CONTAINERS}
+        if nodes > 1:  # node 0's port is the service's (elasticsearch_url)
+            ports["elasticsearch_nodes"] = [ports["elasticsearch"]] + [free_port() for _ in range(nodes - 1)]
+            # What holds the nodes' network: drdrill's pause image (else any with bash, see es_nodes).
+            if self.built.get("pause"):
+                images = images | {"pause": self.built["pause"]["tag"]}
         data = endpoints.to_dict() | {
             "elasticsearch_url": f"http://127.0.0.1:{ports['elasticsearch']}",
             "s3_endpoint": f"http://127.0.0.1:{ports['minio']}", "pg_port": ports["postgres"]}
-        return {"stack": self.stack_name, "kind": "containers",
-                "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "settings": {"es_version": self.settings.es_version, "minio_version": self.settings.minio_version},
-                "engine": self.engine.info.host if self.engine.info else None,
-                "images": images, "ports": ports, "endpoints": data}
+        state = {"stack": self.stack_name, "kind": "containers",
+                 "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                 "settings": {"es_version": self.settings.es_version, "minio_version": self.settings.minio_version,
+                              "elasticsearch_nodes": nodes, "es_heap_mb": self.settings.es_heap_mb},
+                 "engine": self.engine.info.host if self.engine.info else None,
+                 "images": images, "ports": ports, "endpoints": data}
+        data["elasticsearch_nodes"] = es_nodes.node_urls(state)
+        return state
 
     def _prepare_repo(self, uid: int) -> None:
         shutil.rmtree(self.repo_root.parent, ignore_errors=True)
@@ -181,50 +193,46 @@ class ContainerStack(StackWorkdir):
             os.chmod(path, 0o770)
 
     def _start(self, services: list[str], state: dict[str, Any]) -> None:
-        from testcontainers.core.container import DockerContainer
-
         uid = self._es_uid()
+        nodes = es_nodes.node_count(state)
         specs = container_specs(self.stack_name, state, uid, self.settings.es_heap_mb)
+        if nodes > 1:
+            specs = {k: v for k, v in specs.items() if k != "elasticsearch"} | \
+                es_nodes.cluster_specs(self.stack_name, state, uid, self.settings.es_heap_mb)
         if "elasticsearch" in services and not self.repo_root.exists():
             self._prepare_repo(uid)
         for service in services:
-            spec = specs[service]
-            for volume in spec.volumes:
-                if not volume.startswith("/"):
-                    self.engine.create_volume(volume, self.labels | {LABEL_SERVICE: service})
-            container = DockerContainer(spec.image, name=container_name(self.stack_name, service), env=spec.env)
-            for inside, outside in spec.publish.items():
-                # Loopback only: docker-py takes (address, port), testcontainers' typing an int.
-                container.ports[f"{inside}/tcp"] = ("127.0.0.1", outside)  # type: ignore[assignment]
-            for source, target in spec.volumes.items():
-                container.with_volume_mapping(source, target, "rw")
-            for path, options in spec.tmpfs.items():
-                container.tmpfs[path] = options
-            if spec.command:
-                container.with_command(spec.command)
-            container.with_kwargs(labels=self.labels | {LABEL_SERVICE: service}, network=self._network,
-                                  user=spec.user, mem_limit=spec.mem_limit)
-            container.start()
-            container.get_docker_client().client.close()  # the container runs on; its client is done
+            if service != "elasticsearch" or nodes == 1:
+                self._run(container_name(self.stack_name, service), specs[service])
+                continue
+            sandbox = container_name(self.stack_name, es_nodes.SANDBOX)
+            if self.engine.container_state(sandbox)[0] != "running":
+                self.engine.kill_and_remove(sandbox)
+                self._run(sandbox, specs[es_nodes.SANDBOX])
+            for i in range(nodes):  # all started before any is waited for: they form their cluster
+                self._run(es_nodes.node_container(self.stack_name, i), specs[es_nodes.node_key(i)])
         endpoints = Endpoints.from_dict(state["endpoints"])
         # The proxy first: MinIO's readiness is probed through it.
         for service in sorted(services, key=lambda s: s != "toxiproxy"):
-            name = container_name(self.stack_name, service)
+            names = es_nodes.matching(self.stack_name, state, service)
+            # N JVMs starting at once share the cores: the cluster's wait grows with its nodes.
             waited = wait_for(
-                service, functools.partial(self._probe, service, state), timeout_s=self.settings.ready_timeout_s,
-                log_tail=functools.partial(self.engine.logs, name, CAUSE_LINES),  # the fatal error is far back
-                exited=functools.partial(self._exit_code, name), hint=f"see `docker logs {name}`")
-            log.info("%s ready (%.1fs)", service, waited)
+                service, functools.partial(self._probe, service, state),
+                timeout_s=self.settings.ready_timeout_s * len(names),
+                log_tail=functools.partial(failed_log, self.engine, names),
+                exited=functools.partial(first_exit, self.engine, names), hint=f"see `docker logs {names[0]}`")
+            log.info("%s ready (%.1fs)", service if len(names) == 1 else f"{service} ({len(names)} nodes)", waited)
             endpoints.versions.update(self._after_ready(service, endpoints, state))
         state["endpoints"] = endpoints.to_dict()
         write_private_json(self.state_path, state)
 
+    def _run(self, name: str, spec: ContainerSpec) -> None:
+        run_container(name, spec, labels=self.labels | {LABEL_SERVICE: spec.service}, network=self._network,
+                      engine=self.engine)
+
     def toxiproxy(self, state: dict[str, Any] | None = None) -> Toxiproxy:
         ports = (state or self._state_of_up_stack())["ports"]
         return Toxiproxy(f"http://127.0.0.1:{ports['toxiproxy']}")
-
-    def _exit_code(self, name: str) -> int | None:
-        return self.engine.container_state(name)[1]
 
     def _after_ready(self, service: str, ep: Endpoints, state: dict[str, Any]) -> dict[str, str]:
         if service == "toxiproxy":
@@ -240,11 +248,16 @@ class ContainerStack(StackWorkdir):
 
     def _probe(self, service: str, state: dict[str, Any]) -> tuple[bool, str]:
         ep = Endpoints.from_dict(state["endpoints"])
-        status, _code = self.engine.container_state(container_name(self.stack_name, service))
-        if status != "running":
-            return False, f"container {status}"
-        if service == "elasticsearch":
-            return probe_elasticsearch(ep.elasticsearch_url)
+        for name in es_nodes.matching(self.stack_name, state, service):
+            status, _code = self.engine.container_state(name)
+            if status != "running":
+                return False, f"container {name} {status}"
+        if service.startswith("elasticsearch"):  # the cluster, all its nodes joined
+            url = ep.elasticsearch_url
+            if service != "elasticsearch":  # one node: asked at its own address
+                url = dict(zip(es_nodes.es_containers(self.stack_name, state), ep.elasticsearch_nodes,
+                               strict=True))[service]
+            return probe_es_cluster(url, es_nodes.node_count(state))
         if service == "minio":
             return probe_minio(ep.s3_endpoint)
         if service == "toxiproxy":
@@ -257,20 +270,25 @@ class ContainerStack(StackWorkdir):
         """The disaster: the containers killed (no grace) and their volumes removed; for
         Elasticsearch also its repository directory (the node's own disk)."""
         with self._locked():
-            self._connect(self._state_of_up_stack())
+            state = self._state_of_up_stack()
+            self._connect(state)
             for service in services:
-                self._remove(service, wipe=True)
-                name = container_name(self.stack_name, service)
-                if self.engine.container(name) is not None:
-                    raise StackError(f"container {name} survived removal: the disaster did not happen")
+                self._remove(service, state, wipe=True)
+                for name in es_nodes.matching(self.stack_name, state, service):
+                    if self.engine.container(name) is not None:
+                        raise StackError(f"container {name} survived removal: the disaster did not happen")
             return list(services)
 
-    def _remove(self, service: str, *, wipe: bool) -> None:
-        """The service's container gone (SIGKILL, no grace); with ``wipe`` its data too: the
-        volume, and for Elasticsearch its repository directory (the node's own disk)."""
-        self.engine.kill_and_remove(container_name(self.stack_name, service))
+    def _remove(self, service: str, state: dict[str, Any], *, wipe: bool) -> None:
+        """The service's containers gone (every node's; SIGKILL, no grace); with ``wipe`` their
+        data too: the volumes, and for Elasticsearch its repository directory (the nodes' disk)."""
+        for name in es_nodes.matching(self.stack_name, state, service):
+            self.engine.kill_and_remove(name)
         if wipe:
-            self.engine.remove_volume(volume_name(self.stack_name, service))
+            volumes = es_nodes.es_volumes(self.stack_name, state) if service == "elasticsearch" else \
+                [volume_name(self.stack_name, service)]
+            for volume in volumes:
+                self.engine.remove_volume(volume)
             if service == "elasticsearch":
                 shutil.rmtree(self.repo_root.parent, ignore_errors=True)
 
@@ -288,9 +306,29 @@ class ContainerStack(StackWorkdir):
                 state["images"]["elasticsearch"] = self.provision(es_version)["elasticsearch"]
                 state["settings"]["es_version"] = es_version
             for service in services:
-                self._remove(service, wipe=wipe)
+                self._remove(service, state, wipe=wipe)
             self._start(services, state)
             return Endpoints.from_dict(state["endpoints"])
+
+    def restart_node(self, node: str) -> float:
+        """One node's container crashes (SIGKILL) and is started again at once on its own volume,
+        as a supervisor would (a node restarted mid-recovery); waited for until it has rejoined
+        its cluster. Returns the seconds from the kill until it had rejoined."""
+        key = f"elasticsearch/{node}"
+        with self._locked():
+            state = self._state_of_up_stack()
+            names = es_nodes.matching(self.stack_name, state, key)
+            container = self.engine.container(names[0]) if names else None
+            if container is None:
+                raise StackError(f"no Elasticsearch node {node!r} in stack {self.stack_name!r}")
+            killed_at = time.monotonic()
+            container.kill()  # SIGKILL: a crash, not a shutdown
+            container.wait()  # gone before it starts again (start on a running container does nothing)
+            container.start()
+        wait_for(key, functools.partial(self._probe, key, state), timeout_s=self.settings.ready_timeout_s,
+                 log_tail=functools.partial(failed_log, self.engine, names),
+                 exited=functools.partial(first_exit, self.engine, names), hint=f"see `docker logs {names[0]}`")
+        return time.monotonic() - killed_at
 
     def rotate_minio_secret(self) -> None:
         """MinIO restarts on its data with a root secret nobody holds (the recorded credentials
@@ -298,7 +336,7 @@ class ContainerStack(StackWorkdir):
         with self._locked():
             state = self._state_of_up_stack()
             rotated = {**state, "endpoints": {**state["endpoints"], "s3_secret_key": secrets.token_urlsafe(24)}}
-            self._remove("minio", wipe=False)
+            self._remove("minio", state, wipe=False)
             self._start(["minio"], rotated)
             write_private_json(self.state_path, state)  # the platform's credentials stay recorded
 
@@ -308,27 +346,42 @@ class ContainerStack(StackWorkdir):
         for service in services:
             self._after_ready(service, ep, state)
 
+    def _containers(self) -> dict[str, str]:
+        return es_nodes.all_containers(self.stack_name, self._read_state() or {}, CONTAINERS)
+
     def log_tails(self, lines: int = 200) -> dict[str, str]:
-        return {service: self.engine.logs(container_name(self.stack_name, service), lines) for service in CONTAINERS}
+        return {key: self.engine.logs(name, lines) for key, name in self._containers().items()}
+
+    def _matching(self, service: str) -> list[str]:
+        """``elasticsearch`` means all its nodes; ``elasticsearch/drdrill-es-1`` one of them."""
+        return es_nodes.matching(self.stack_name, self._read_state() or {}, service)
 
     def signal_service(self, service: str, signum: int) -> None:
-        """SIGSTOP / SIGCONT pause and resume the container (the cgroup freezer: every process in
-        it); SIGKILL kills it."""
-        name = container_name(self.stack_name, service)
-        if signum == signal.SIGSTOP:
-            self.engine.pause(name)
-        elif signum == signal.SIGCONT:
-            self.engine.unpause(name)
-        else:
-            found = self.engine.container(name)
-            if found is None:
-                raise StackError(f"no {service} in stack {self.stack_name!r}")
-            found.kill(signal=signum)
+        """SIGSTOP / SIGCONT pause and resume the containers (the cgroup freezer: every process
+        in them); SIGKILL kills them. ``elasticsearch`` is every node, ``elasticsearch/<node>`` one."""
+        found = [(n, c) for n in self._matching(service) if (c := self.engine.container(n)) is not None]
+        if not found:
+            raise StackError(f"no {service} in stack {self.stack_name!r}")
+        for name, container in found:
+            if signum == signal.SIGSTOP:
+                self.engine.pause(name)
+            elif signum == signal.SIGCONT:
+                self.engine.unpause(name)
+            else:
+                container.kill(signal=signum)
 
     def process_state(self, service: str) -> str:
         """running / stopped (paused) / not running, as the local target says it; a container
-        the kernel OOM-killed says so."""
-        name = container_name(self.stack_name, service)
+        the kernel OOM-killed says so. Of several nodes, the worst: one node gone makes the
+        service "not running" (what undo_faults restarts)."""
+        states = [self._container_state(name) for name in self._matching(service)]
+        for worst in ("not running", "stopped"):
+            found = next((s for s in states if s.startswith(worst)), None)
+            if found:
+                return found
+        return "running" if states else "not running"
+
+    def _container_state(self, name: str) -> str:
         status, code = self.engine.container_state(name)
         if status in ("running", "paused"):
             return {"running": "running", "paused": "stopped (paused)"}[status]
@@ -338,8 +391,8 @@ class ContainerStack(StackWorkdir):
         return "not running" if code is None else f"not running (exited with status {code})"
 
     def data_disk(self, service: str) -> DiskUsage | None:
-        """``df`` of the service's data path, inside its container (None: not running)."""
-        name = container_name(self.stack_name, service)
+        """``df`` of the service's data path, inside its (first node's) container (None: not running)."""
+        name = self._matching(service)[0]
         if self.engine.container_state(name)[0] != "running":
             return None
         code, out = self.engine.exec(name, ["df", "-Pk", DATA_PATHS[service]])
@@ -368,7 +421,7 @@ class ContainerStack(StackWorkdir):
 
     def oom_kill(self, service: str) -> None:
         """The container's memory runs out: the kernel's OOM killer ends its largest process."""
-        limit = self.engine.exhaust_memory(container_name(self.stack_name, service))
+        limit = self.engine.exhaust_memory(self._matching(service)[0])
         log.info("%s's memory cgroup filled to its limit (%d MiB)", service, limit // 2**20)
 
     def fill_disk(self, size_mb: int = 256) -> str:
@@ -378,7 +431,7 @@ class ContainerStack(StackWorkdir):
         self.redeploy(["elasticsearch"], es_data_limit_mb=size_mb)
         path = DATA_PATHS["elasticsearch"]
         filler = f"{path}/drdrill-disk-filler"
-        _code, out = self.engine.exec(container_name(self.stack_name, "elasticsearch"),
+        _code, out = self.engine.exec(self._matching("elasticsearch")[0],
                                       ["sh", "-c", f"dd if=/dev/zero of={filler} bs=1M count={size_mb} 2>&1; "
                                                    f"df -k {path} | tail -1"])
         if "No space left on device" not in out:
@@ -416,16 +469,26 @@ class ContainerStack(StackWorkdir):
             return {"stack": self.stack_name, "workdir": str(self.workdir), "up": False, "services": [],
                     "engine": state.get("engine"), "detail": exc.one_line()}
         rows = []
-        for service in CONTAINERS:
-            name = container_name(self.stack_name, service)
+        node_ports = dict(zip(es_nodes.es_containers(self.stack_name, state),
+                              state["ports"].get("elasticsearch_nodes") or [], strict=False))
+        for key, name in self._containers().items():
+            service = key.replace(".", "/")
             healthy, detail = self._probe(service, state)
-            rows.append({"service": service, "container": name, "image": state["images"][service],
-                         "port": state["ports"][service], "running": self.process_state(service) == "running",
-                         "healthy": healthy, "detail": detail})
+            base = service.split("/")[0]
+            rows.append({"service": service, "container": name, "image": state["images"][base],
+                         "port": node_ports.get(service, state["ports"][base]),
+                         "running": self.process_state(service) == "running", "healthy": healthy, "detail": detail})
         return {"stack": self.stack_name, "workdir": str(self.workdir), "kind": "containers",
                 "up": all(r["healthy"] for r in rows), "created_at": state.get("created_at"),
                 "engine": state.get("engine"), "images": state.get("images"),
-                "versions": state["endpoints"].get("versions", {}), "services": rows}
+                "versions": state["endpoints"].get("versions", {}), "services": rows,
+                "settings": state.get("settings")}
+
+    def started_settings(self) -> dict[str, Any]:
+        """The settings the stack was started with (node count, heap), else today's."""
+        state = self._read_state() or {}
+        return state.get("settings") or {"elasticsearch_nodes": self.settings.elasticsearch_nodes,
+                                         "es_heap_mb": self.settings.es_heap_mb}
 
     def image_facts(self) -> dict[str, Any]:
         """Which images ran, with their ids (digests of the local builds), for the report."""
@@ -434,9 +497,4 @@ class ContainerStack(StackWorkdir):
             self.engine.ensure(may_start=False, prefer=state.get("engine"))  # describing starts nothing
         except EngineMissing:
             return {}
-        facts = {}
-        for service, tag in (state.get("images") or {}).items():
-            found = self.engine.image(tag)
-            facts[service] = {"image": tag, "id": found.id if found else None,
-                              "inputs": found.inputs if found else None}
-        return facts
+        return image_facts(self.engine, state.get("images") or {})

@@ -66,6 +66,11 @@ class ContainersDrillTarget(StackDrillTarget):
             "elasticsearch": self.stack.settings.es_version, "minio": self.stack.settings.minio_version,
             "engine": {"host": engine.host, "version": engine.version, "started_by_drdrill": engine.managed}
             if engine else None}
+        # What each node was given: the figures a drill's times depend on (the stack's own
+        # count, from its state: an existing stack keeps the count it was started with).
+        settings = self.stack.started_settings()
+        described["elasticsearch_nodes"] = int(settings.get("elasticsearch_nodes") or 1)
+        described["elasticsearch_heap_mb_per_node"] = int(settings.get("es_heap_mb") or self.stack.settings.es_heap_mb)
         if self.stack.state_path.exists():
             described["images"] = self.stack.image_facts()
         if self.stack.built:
