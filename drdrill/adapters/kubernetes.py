@@ -8,7 +8,6 @@ The constructor does no I/O; the client is made on first use from the kubeconfig
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
@@ -19,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from drdrill.core.backup_job import BackupJobHealth, JobOutcome, JobRun
-from drdrill.core.statefulset_parts import StatefulSetParts, statefulset_parts
+from drdrill.adapters.kubernetes_jobs import BackupCronJobs
+from drdrill.core.statefulset_parts import StatefulSetParts, statefulset_parts, statefulset_pods
 from drdrill.errors import ConfigError, DeployFailed, ServiceError
 from drdrill.host.readiness import wait_for
 from drdrill.host.tools import require_module
@@ -37,24 +36,8 @@ STUCK_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPul
 
 
 
-def job_run(job: Any) -> JobRun:
-    """A Job's outcome from its conditions (Complete / Failed), else running."""
-    conditions = {c.type: c for c in (job.status.conditions or []) if c.status == "True"}
-    status = job.status
-    outcome: JobOutcome
-    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        outcome, reason = "succeeded", ""
-    elif "Failed" in conditions or "FailureTarget" in conditions:
-        failed = conditions.get("Failed") or conditions["FailureTarget"]
-        outcome, reason = "failed", f"{failed.reason}: {failed.message or ''}".strip(": ")
-    else:
-        outcome, reason = "running", ""
-    return JobRun(job.metadata.name, outcome, status.start_time, status.completion_time or
-                  (conditions["Failed"].last_transition_time if "Failed" in conditions else None), reason)
-
-
 @dataclass
-class KubeCluster:
+class KubeCluster(BackupCronJobs):
     """One cluster, as a kubeconfig (and optionally a context in it) reaches it."""
 
     kubeconfig: Path | None  # None: in a pod, as its ServiceAccount (in-cluster config)
@@ -179,6 +162,24 @@ class KubeCluster:
                                f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
         return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
+    def statefulset_pods(self, namespace: str, name: str) -> list[Any]:
+        """The StatefulSet's own pods (its selector and its uid as their owner, as site loss
+        selects them: never another workload's pods that share an ``app=`` label); none when
+        there is no StatefulSet of that name."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            sts = self.apps().read_namespaced_stateful_set(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in sorted((sts.spec.selector.match_labels or {}).items()))
+        pods = self.core().list_namespaced_pod(namespace, label_selector=selector or None).items
+        serialise = self.api.sanitize_for_serialization
+        own = set(statefulset_pods(serialise(sts), [serialise(p) for p in pods]))
+        return [p for p in pods if p.metadata.name in own]
+
     def statefulset_ready(self, namespace: str, name: str) -> tuple[bool, str]:
         """Rolled out, or not yet and why; a pod that cannot start (its image cannot be pulled,
         its volume cannot be bound) fails at once with Kubernetes' own words."""
@@ -192,7 +193,7 @@ class KubeCluster:
 
     def _fail_if_stuck(self, namespace: str, workload: str) -> None:
         core = self.core()
-        for pod in core.list_namespaced_pod(namespace, label_selector=f"app={workload}").items:
+        for pod in self.statefulset_pods(namespace, workload):
             for status in (pod.status.init_container_statuses or []) + (pod.status.container_statuses or []):
                 waiting = status.state.waiting if status.state else None
                 if waiting is not None and waiting.reason in STUCK_WAITING:
@@ -235,7 +236,7 @@ class KubeCluster:
     def _pod_story(self, namespace: str, workload: str) -> str:
         """Why a workload's pods are not ready: phase, waiting reasons, the newest warning event."""
         parts = []
-        for pod in self.core().list_namespaced_pod(namespace, label_selector=f"app={workload}").items:
+        for pod in self.statefulset_pods(namespace, workload):
             waiting = [f"{c.name}: {c.state.waiting.reason}" for c in (pod.status.container_statuses or [])
                        + (pod.status.init_container_statuses or []) if c.state and c.state.waiting]
             parts.append(f"{pod.metadata.name} {pod.status.phase}" + (f" ({', '.join(waiting)})" if waiting else ""))
@@ -282,19 +283,19 @@ class KubeCluster:
         return out
 
     def workload_state(self, namespace: str, name: str) -> str:
-        """``running`` when a pod of ``app=name`` is running and ready, else ``not running``
-        and why (the words the other stacks use for a process)."""
-        pods = self.core().list_namespaced_pod(namespace, label_selector=f"app={name}").items
+        """``running`` when every pod of the StatefulSet ``name`` runs and is ready (a cluster
+        of several is not all there with one), else ``not running`` and why (the words the
+        other stacks use for a process)."""
+        pods = self.statefulset_pods(namespace, name)
         if not pods:
             return "not running (no pod)"
-        for pod in pods:
-            ready = next((c for c in pod.status.conditions or [] if c.type == "Ready"), None)
-            if pod.status.phase == "Running" and ready and ready.status == "True":
-                return "running"
+        if all(_pod_ready(pod) for pod in pods):
+            return "running"
         return f"not running ({self._pod_story(namespace, name)})"
 
-    def pod_log(self, namespace: str, pod: str, *, tail_lines: int) -> str:
-        return str(self.core().read_namespaced_pod_log(pod, namespace, tail_lines=tail_lines))
+    def pod_log(self, namespace: str, pod: str, *, tail_lines: int, container: str | None = None) -> str:
+        """``container``: which one, in a pod of several (Elasticsearch's has its transport relay)."""
+        return str(self.core().read_namespaced_pod_log(pod, namespace, tail_lines=tail_lines, container=container))
 
     # --- site loss and the traffic switch ---------------------------------------------------
 
@@ -387,51 +388,6 @@ class KubeCluster:
             f"{name}:{port}", namespace, path.lstrip("/"), _preload_content=False)
         return bytes(reply.data).decode()  # unparsed: the client would turn JSON into a Python repr
 
-    # --- the backup CronJob ----------------------------------------------------------------
-
-    def cronjob_health(self, namespace: str, name: str) -> BackupJobHealth:
-        """The CronJob and its Jobs; a failed Job carries its pod's last log lines."""
-        cron = self.batch().read_namespaced_cron_job(name, namespace)
-        runs = []
-        for job in self.batch().list_namespaced_job(namespace).items:
-            if not any(o.kind == "CronJob" and o.name == name for o in job.metadata.owner_references or []):
-                continue
-            run = job_run(job)
-            if run.outcome == "failed":
-                with contextlib.suppress(Exception):  # the pod may be gone: the reason stays
-                    run = dataclasses.replace(run, log_tail=self.job_logs(namespace, run.name, tail_lines=5))
-            runs.append(run)
-        return BackupJobHealth(name, cron.spec.schedule, bool(cron.spec.suspend), cron.status.last_schedule_time,
-                               cron.status.last_successful_time, tuple(sorted(runs, key=lambda r: r.name)))
-
-    def run_cronjob_now(self, namespace: str, cronjob: str, job_name: str) -> str:
-        """A Job made from the CronJob's template (what `kubectl create job --from=cronjob/...`
-        does), owned by the CronJob so that its history shows it."""
-        cron = self.batch().read_namespaced_cron_job(cronjob, namespace)
-        template = self.api.sanitize_for_serialization(cron.spec.job_template)
-        body = {"apiVersion": "batch/v1", "kind": "Job",
-                "metadata": {"name": job_name, "labels": (template.get("metadata") or {}).get("labels", {}),
-                             "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
-                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob,
-                                                  "uid": cron.metadata.uid, "controller": False}]},
-                "spec": template["spec"]}
-        self.batch().create_namespaced_job(namespace, body)
-        return job_name
-
-    def wait_job(self, namespace: str, name: str, *, timeout_s: float) -> JobRun:
-        def probe() -> tuple[bool, str]:
-            state = job_run(self.batch().read_namespaced_job(name, namespace))
-            return state.outcome != "running", state.outcome
-
-        wait_for(f"Job {namespace}/{name}", probe, timeout_s=timeout_s, interval_s=1.0,
-                 hint=f"kubectl -n {namespace} logs job/{name}")
-        return job_run(self.batch().read_namespaced_job(name, namespace))
-
-    def job_logs(self, namespace: str, job: str, *, tail_lines: int = 30) -> str:
-        pods = self.core().list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-        return "\n".join(self.core().read_namespaced_pod_log(p.metadata.name, namespace, tail_lines=tail_lines)
-                         for p in pods)
-
     # --- reaching the services -------------------------------------------------------------
 
     def service_selector(self, namespace: str, service: str) -> str:
@@ -440,14 +396,18 @@ class KubeCluster:
         return ",".join(f"{k}={v}" for k, v in sorted((svc.spec.selector or {}).items()))
 
     def ready_pod(self, namespace: str, selector: str, what: str) -> str:
-        """A running, ready pod matching ``selector`` (as `kubectl port-forward svc/...` picks one)."""
-        for pod in self.core().list_namespaced_pod(namespace, label_selector=selector).items:
-            ready = next((c for c in pod.status.conditions or [] if c.type == "Ready"), None)
-            if pod.status.phase == "Running" and ready and ready.status == "True" and \
-                    pod.metadata.deletion_timestamp is None:
+        """A running, ready pod matching ``selector`` (as `kubectl port-forward svc/...` picks one);
+        ``statefulset/NAME``: one of that StatefulSet's own pods."""
+        if selector.startswith("statefulset/"):
+            pods = self.statefulset_pods(namespace, selector.split("/", 1)[1])
+        else:
+            pods = self.core().list_namespaced_pod(namespace, label_selector=selector).items
+        for pod in pods:
+            if _pod_ready(pod) and pod.metadata.deletion_timestamp is None:
                 return str(pod.metadata.name)
-        raise ServiceError(f"no ready pod for {what} in namespace {namespace} (selector {selector})",
-                           hint=f"kubectl -n {namespace} get pods -l {selector}")
+        raise ServiceError(f"no ready pod for {what} in namespace {namespace} ({selector})",
+                           hint=f"kubectl -n {namespace} get pods" + ("" if selector.startswith("statefulset/")
+                                                                      else f" -l {selector}"))
 
     @contextlib.contextmanager
     def port_forward(self, namespace: str, selector: str, port: int, what: str) -> Iterator[int]:
@@ -476,6 +436,11 @@ class KubeCluster:
             return not left, f"{len(left)} pods left"
 
         wait_for("every pod deleted", gone, timeout_s=timeout_s, interval_s=1.0)
+
+
+def _pod_ready(pod: Any) -> bool:
+    ready = next((c for c in pod.status.conditions or [] if c.type == "Ready"), None)
+    return bool(pod.status.phase == "Running" and ready and ready.status == "True")
 
 
 def _status_message(body: object) -> str:

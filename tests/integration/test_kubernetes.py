@@ -26,11 +26,14 @@ from drdrill.provision.postgres import find_pg_bindir
 from drdrill.settings import load_paths
 from drdrill.targets.kubernetes.node import ClusterHost
 
+from .k8s_processes import cluster_processes
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.kubernetes]
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = ROOT / "tests" / "platform" / "platform_job.sh"
 TENANTS = {"org1/ns1": (2, 40), "org1/ns2": (1, 30), "org2/ns1": (1, 20)}
+ES_PODS = ["elasticsearch-0", "elasticsearch-1", "elasticsearch-2"]
 
 
 def drdrill(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -67,7 +70,7 @@ class Cluster:
 def _fill_the_platform_way(cluster: Cluster) -> None:
     """Tenants as the platform makes them (psql + curl), through port-forwards to its pods."""
     secret = cluster.kube.read_secret(cluster.namespace, "es-platform")
-    with cluster.kube.port_forward(cluster.namespace, "app=elasticsearch", 9200, "es") as es, \
+    with cluster.kube.port_forward(cluster.namespace, "statefulset/elasticsearch", 9200, "es") as es, \
             cluster.kube.port_forward(cluster.namespace, "app=postgres", 5432, "pg") as pg:
         env = dict(os.environ, ES_URL=f"http://127.0.0.1:{es}", PGHOST="127.0.0.1", PGPORT=str(pg),
                    PGUSER=secret["DB_USER"], PGPASSWORD=secret["DB_PASSWORD"], PGDATABASE="es_metadata",
@@ -100,7 +103,10 @@ def test_cluster_status_shows_a_ready_node_and_the_platform(cluster):
     assert status["up"] and status["version"] == "v1.34.4"
     assert [n["ready"] for n in status["nodes"]] == [True]
     assert set(status["processes"].values()) == {"running"}
-    assert all(detail.startswith("1/1 ready") for detail in status["statefulsets"].values())
+    # Elasticsearch as the platform runs it: a cluster of three pods, all joined (each is ready
+    # only once the cluster it joined has a master).
+    assert {name: detail.split(",")[0] for name, detail in status["statefulsets"].items()} == {
+        "minio": "1/1 ready", "postgres": "1/1 ready", "elasticsearch": "3/3 ready"}
     labels = cluster.kube.namespace_labels(cluster.namespace)
     assert labels.get(DRILL_NAMESPACE_LABEL) == "true"
 
@@ -199,12 +205,20 @@ def test_the_runbook_drills_recover_through_kubernetes(cluster, tmp_path):
     assert phases.index("disaster") < phases.index("deploy-services") < phases.index("restore-snapshots") \
         < phases.index("verify") < phases.index("switch-traffic")
     switch = report["evidence"]["notes"]["traffic_switch"]
-    assert switch["endpoints"] == ["elasticsearch-0"] and switch["probe_count"] == 1000  # docs_per_index
+    assert switch["endpoints"] == ES_PODS and switch["probe_count"] == 1000  # docs_per_index
     target = report["evidence"]["notes"]["target"]
     assert target["kind"] == "kubernetes" and "statefulset.apps/elasticsearch" in target["applied"]
+    # On three nodes, with a replica per shard ([data] replicas unset: one, from the live
+    # cluster's data nodes), and the replica phase timed on its own.
+    assert target["elasticsearch_nodes"] == 3 and target["elasticsearch_pods"] == ES_PODS
+    (site_loss,) = [lost for lost in target["site_loss"] if lost["statefulset"] == "elasticsearch"]
+    assert site_loss["pods"] == ES_PODS and site_loss["claims"] == [f"data-{pod}" for pod in ES_PODS]
+    assert {restore["replicas"] for restore in report["evidence"]["notes"]["restore"]} == {1}
+    assert "restore-replicas" in phases
     assert cluster.pod_uid("elasticsearch-0") != es_pod and _claim_uid(cluster, "data-elasticsearch-0") != es_claim
     selector = cluster.kube.core().read_namespaced_service("elasticsearch", cluster.namespace).spec.selector
     assert selector == {"app": "elasticsearch"}  # the Service is the platform's again
+
 
 
 def _claim_uid(cluster: Cluster, name: str) -> str:
@@ -216,8 +230,7 @@ def test_cluster_down_leaves_no_process_netns_interface_or_chain(cluster):
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["leftovers"] == []
     # Seen independently of drdrill's own check.
-    ps = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True, check=True).stdout.split()
-    assert not {"kube-apiserver", "kubelet", "kube-proxy", "etcd", "containerd-shim"} & set(ps)
+    assert not cluster_processes()
     assert not Path("/sys/class/net/drdrill0").exists()
     assert not [n for n in (os.listdir("/var/run/netns") if os.path.isdir("/var/run/netns") else [])
                 if n.startswith("cni-")]

@@ -24,6 +24,8 @@ from drdrill.adapters.kubernetes import KubeCluster
 from drdrill.settings import load_paths
 from drdrill.targets.kubernetes.node import ClusterHost
 
+from .k8s_processes import cluster_processes
+
 pytestmark = [pytest.mark.long, pytest.mark.integration, pytest.mark.slow, pytest.mark.kubernetes]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,8 +109,9 @@ def test_site_loss_deletes_the_platforms_statefulsets_and_nothing_of_a_similar_n
     report = json.loads((report_dir / "report.json").read_text())
     assert report["verdict"] == "passed"
     lost = {r["statefulset"]: r for r in report["evidence"]["notes"]["target"]["site_loss"]}
-    assert lost["elasticsearch"]["pods"] == ["elasticsearch-0"]
-    assert lost["elasticsearch"]["claims"] == ["data-elasticsearch-0"]  # not data-elasticsearch-warm-0
+    es_pods = [f"elasticsearch-{n}" for n in range(3)]  # the platform's three nodes
+    assert lost["elasticsearch"]["pods"] == es_pods
+    assert lost["elasticsearch"]["claims"] == [f"data-{pod}" for pod in es_pods]  # not data-elasticsearch-warm-0
 
     # The platform's own were lost and made again ...
     assert kube.core().read_namespaced_pod("elasticsearch-0", namespace).metadata.uid != es_pod
@@ -127,6 +130,7 @@ def _netns() -> set[str]:
 def _saved() -> str:
     return "".join(subprocess.run([tool], capture_output=True, text=True, check=True).stdout
                    for tool in ("iptables-save", "ip6tables-save") if shutil.which(tool))
+
 
 
 def _plant_foreign() -> None:
@@ -178,8 +182,7 @@ def test_cluster_down_removes_its_own_netns_chains_and_logs_and_leaves_foreign_o
         assert not [line for line in _saved().splitlines() if "-j KUBE-" in line or "-j CNI-" in line]
         assert not own_pod_logs & (set(os.listdir("/var/log/pods")) - {FOREIGN_POD_LOGS.name})
         assert not Path("/sys/class/net/drdrill0").exists()
-        ps = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True, check=True).stdout.split()
-        assert not {"kube-apiserver", "kubelet", "kube-proxy", "etcd", "containerd-shim"} & set(ps)
+        assert not cluster_processes()
         assert not ClusterHost(load_paths()).records()
     finally:
         _remove_foreign()

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from drdrill.adapters.kubernetes import job_run
+from drdrill.adapters.kubernetes_jobs import job_run
 from drdrill.core.backup_job import BackupJobHealth, JobRun, backup_job_findings
 from drdrill.errors import ConfigError
 from drdrill.settings import DEFAULT_ES_VERSION, DEFAULT_MINIO_VERSION

@@ -169,6 +169,7 @@ class ClusterService:
 
             write_overlay()
             (overlay / "snapshots-volume.yaml").write_text(plat.snapshot_volume())
+            (overlay / plat.ES_TRANSPORT_FILE).write_text(plat.es_transport_services())
             self._write_live_config(layout, credentials)
             kube.apply(overlay)
             # No DNS add-on here: once the Services have their addresses, the restore test's
@@ -177,7 +178,9 @@ class ClusterService:
                            for name in plat.RESTORE_TEST_SERVICES})
             applied = kube.apply(overlay)
             log.info("cluster: platform applied (%d objects); waiting for its StatefulSets", len(applied))
-            kube.wait_statefulsets(plat.NAMESPACE, list(plat.STATEFULSETS), timeout_s=300)
+            # Three Elasticsearch JVMs start together here: on two busy cores that took up to
+            # ~4 min on the local target (issue 24's figures), so the wait is the redeploy's.
+            kube.wait_statefulsets(plat.NAMESPACE, list(plat.STATEFULSETS), timeout_s=600)
             plat.DRILL_REPOSITORY_DIR.mkdir(parents=True, exist_ok=True)
             # Elasticsearch (uid 1000, group 0) writes the drills' own snapshots there too.
             os.chown(plat.DRILL_REPOSITORY_DIR, 1000, 0)

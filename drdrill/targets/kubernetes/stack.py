@@ -65,8 +65,10 @@ class KubernetesStack:
 
     def _port(self, service: str) -> int:
         if service not in self._ports:
+            # Any ready pod of the StatefulSet's own (chosen per connection): with several
+            # Elasticsearch nodes, whichever answers, as the Service would pick one.
             self._ports[service] = self._forwards.enter_context(self.kube.port_forward(
-                self.namespace, f"app={WORKLOADS[service]}", PORTS[service], f"{service} pods"))
+                self.namespace, f"statefulset/{WORKLOADS[service]}", PORTS[service], f"{service} pods"))
         return self._ports[service]
 
     def up(self) -> Endpoints:
@@ -197,17 +199,37 @@ class KubernetesStack:
         """Nothing: the platform's manifests define its users and rights."""
 
     def log_tails(self, lines: int = 200) -> dict[str, str]:
+        """Each workload's pods' last lines (``elasticsearch``: its first pod; ``elasticsearch-1``...: the others)."""
         out = {}
         for service, workload in WORKLOADS.items():
-            with contextlib.suppress(Exception):  # a pod that is gone has no log to keep
-                out[service] = self.kube.pod_log(self.namespace, f"{workload}-0", tail_lines=lines)
+            with contextlib.suppress(Exception):  # a StatefulSet that is gone has no log to keep
+                for pod in sorted(p.metadata.name for p in self.kube.statefulset_pods(self.namespace, workload)):
+                    with contextlib.suppress(Exception):  # nor a pod that is gone
+                        key = service if pod == f"{workload}-0" else pod
+                        out[key] = self.kube.pod_log(self.namespace, pod, tail_lines=lines, container=workload)
         return out
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "kubernetes", "namespace": self.namespace, "kubeconfig": str(self.ref.kubeconfig),
                 "context": self.ref.context, "manifests": str(self.manifests),
-                "cluster": self.kube.facts(self.namespace), **({"applied": self.applied} if self.applied else {}),
+                "cluster": self.kube.facts(self.namespace), **self._es_nodes(),
+                **({"applied": self.applied} if self.applied else {}),
                 **({"site_loss": self.lost} if self.lost else {})}
+
+    def _es_nodes(self) -> dict[str, Any]:
+        """Elasticsearch's pods as they run now, and what each was given (heap, memory limit)."""
+        pods = sorted(self.kube.statefulset_pods(self.namespace, WORKLOADS["elasticsearch"]),
+                      key=lambda p: p.metadata.name)
+        given = set()
+        for pod in pods:
+            for container in pod.spec.containers:
+                if container.name == WORKLOADS["elasticsearch"]:
+                    java = next((e.value for e in container.env or [] if e.name == "ES_JAVA_OPTS"), None)
+                    limit = ((container.resources and container.resources.limits) or {}).get("memory")
+                    given.add((java, limit))
+        return {"elasticsearch_nodes": len(pods), "elasticsearch_pods": [p.metadata.name for p in pods],
+                "elasticsearch_memory": [{"ES_JAVA_OPTS": java, "limit": limit} for java, limit in sorted(
+                    given, key=str)]}
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Close the port-forwards and give a held Service back; the platform stays."""
