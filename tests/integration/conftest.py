@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from drdrill.adapters.docker_engine import DockerEngine
 from drdrill.adapters.platform import Endpoints, Platform
 from drdrill.provision.postgres import find_pg_bindir
 from drdrill.settings import stack_settings_from_env
@@ -59,3 +60,14 @@ def unchanged(staging: Staging) -> Iterator[None]:
     before = staging.fingerprint()
     yield
     assert staging.fingerprint() == before
+
+
+@pytest.fixture(scope="module")
+def engine(paths) -> Iterator[DockerEngine]:
+    """A Docker engine for a containers module: this machine's, else one started for the module."""
+    engine = DockerEngine(paths.state_dir, paths.cache_dir)
+    engine.ensure()  # exported as DOCKER_HOST: the drdrill subprocesses of a test find the same engine
+    try:
+        yield engine
+    finally:
+        engine.stop()  # only if this module started it

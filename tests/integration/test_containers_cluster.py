@@ -34,15 +34,6 @@ NODES = 3
 HEAP_MB = 512
 
 
-@pytest.fixture(scope="module")
-def engine(paths) -> Iterator[DockerEngine]:
-    engine = DockerEngine(paths.state_dir, paths.cache_dir)
-    engine.ensure()  # exported as DOCKER_HOST: the drdrill subprocesses below find the same engine
-    try:
-        yield engine
-    finally:
-        engine.stop()  # only if this module started it
-
 
 @pytest.fixture(scope="module")
 def cluster_stack(paths, engine) -> Iterator[ContainerStack]:

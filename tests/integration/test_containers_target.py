@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from drdrill.adapters.docker_engine import DockerEngine
 from drdrill.errors import ServiceNotReady
 from drdrill.settings import ContainerImages, stack_settings_from_env
 from drdrill.targets.containers.specs import container_name, volume_name
@@ -27,15 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.containers]
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def engine(paths) -> Iterator[DockerEngine]:
-    engine = DockerEngine(paths.state_dir, paths.cache_dir)
-    engine.ensure()  # exported as DOCKER_HOST: the drdrill subprocesses below find the same engine
-    try:
-        yield engine
-    finally:
-        engine.stop()  # only if this module started it
 
 
 @pytest.fixture
