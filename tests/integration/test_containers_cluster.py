@@ -101,10 +101,14 @@ def test_one_container_per_node_forms_one_cluster(cluster_stack, engine):
         cluster_stack.signal_service(one, signal.SIGCONT)
     assert cluster_stack.process_state("elasticsearch") == "running"
     # A node restarted on its own data (a supervisor's restart) rejoins the same cluster.
-    volume_before = engine.container(names[1]).attrs["Mounts"]
+    def mounts() -> list[tuple[str, str]]:  # the engine lists them in no fixed order
+        found = engine.container(names[1]).attrs["Mounts"]
+        return sorted((m["Destination"], m.get("Name") or m["Source"]) for m in found)
+
+    volume_before = mounts()
     rejoined = cluster_stack.restart_node(es_nodes.node_name(1))
     print(f"node {es_nodes.node_name(1)} rejoined {rejoined:.1f}s after its kill")
-    assert engine.container(names[1]).attrs["Mounts"] == volume_before
+    assert mounts() == volume_before
     assert len(_cat_nodes(ep.elasticsearch_url)) == NODES
     assert set(cluster_stack.log_tails(5)) >= {f"elasticsearch.{es_nodes.node_name(i)}" for i in range(NODES)}
 

@@ -256,9 +256,11 @@ class ClusterHost:
         state = self.read_state()
         return [process.ProcessRecord.from_dict(r) for r in (state or {}).get("processes", [])]
 
-    def stop(self, *, before_kubelet_stops: Callable[[], None]) -> list[str]:
+    def stop(self, *, before_kubelet_stops: Callable[[], None]) -> tuple[list[str], list[str]]:
         """Stop every recorded process (controllers first, so that nothing recreates the pods
-        ``before_kubelet_stops`` deletes), then clean the host; returns what was stopped."""
+        ``before_kubelet_stops`` deletes), then clean the host; returns what was stopped and the
+        log paths removed (the kubelet's own log GC removes others meanwhile: this says which
+        were drdrill's doing)."""
         by_name = {r.service: r for r in self.records()}
         stopped: list[str] = []
         own = self.record_own_parts()  # while its containerd and shims still run
@@ -280,8 +282,7 @@ class ClusterHost:
         halt("kubelet", "kube-proxy", "containerd")
         self._kill_shims()
         halt("kube-apiserver", "etcd")
-        self._clean_host(own)
-        return stopped
+        return stopped, self._clean_host(own)
 
     def record_own_parts(self) -> OwnParts:
         """What the cluster has on the host now: its containerd's pod sandboxes (their network
@@ -347,7 +348,8 @@ class ClusterHost:
                 proc.kill()
         psutil.wait_procs(victims, timeout=10)
 
-    def _clean_host(self, own: OwnParts) -> None:
+    def _clean_host(self, own: OwnParts) -> list[str]:
+        """Everything of its own off the host; returns the log paths it removed."""
         self._unmount_under(self.root)
         for name in sorted(own.netns):
             if (NETNS_DIR / name).exists():
@@ -356,11 +358,13 @@ class ClusterHost:
         for tool in IPTABLES:
             self._remove_chains(tool, own)
         shutil.rmtree(HOSTPATH_PROVISIONER_DIR, ignore_errors=True)
-        for path in map(Path, self._own_logs(own)):
+        logs = self._own_logs(own)
+        for path in map(Path, logs):
             if path.is_symlink() or path.is_file():
                 path.unlink(missing_ok=True)
             else:
                 shutil.rmtree(path, ignore_errors=True)
+        return logs
 
     @staticmethod
     def _own_logs(own: OwnParts) -> list[str]:

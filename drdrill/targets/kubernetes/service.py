@@ -243,14 +243,14 @@ class ClusterService:
                 kube.delete_all_pods(timeout_s=60)
 
         try:
-            stopped = self.host.stop(before_kubelet_stops=delete_pods)
+            stopped, removed_logs = self.host.stop(before_kubelet_stops=delete_pods)
         finally:
             if kube is not None:
                 kube.close()
         shutil.rmtree(plat.SNAPSHOT_DIR, ignore_errors=True)
         self.host.forget()
         return {"stopped": stopped, "seconds": round(time.monotonic() - started, 2),
-                "leftovers": self.host.leftovers()}
+                "removed_logs": removed_logs, "leftovers": self.host.leftovers()}
 
     def status(self) -> dict[str, Any]:
         from drdrill.adapters.kubernetes import KubeCluster
